@@ -1,0 +1,210 @@
+"""Run the gate on a run's candidate tables: GX suites (pandas, on the new rows only) and SQL invariants.
+
+Results go to the audit tables whatever the outcome; a failed blocking check raises ValidationError naming
+the table, the expectation and example offending rows, and the candidate is never published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from etl import audit
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+log = logging.getLogger(__name__)
+
+EXAMPLE_COLUMNS = {
+    "dim_date": ["date_key"],
+    "dim_exchange": ["exchange_code"],
+    "dim_currency": ["currency_code"],
+    "dim_company": ["company_code"],
+    "dim_security": ["symbol", "valid_from"],
+    "fct_daily_price": ["symbol", "date_key"],
+    "fct_fx_rate": ["currency_code", "date_key"],
+    "fct_corporate_action": ["symbol", "date_key", "action_type"],
+}
+
+# (table, name, severity, query returning offending rows)
+INVARIANTS = [
+    ("fct_daily_price", "ri_security", "error",
+     "select symbol, date_key from fct_daily_price where security_key not in (select security_key from dim_security)"),
+    ("fct_daily_price", "ri_date", "error",
+     "select symbol, date_key from fct_daily_price where date_key not in (select date_key from dim_date)"),
+    ("fct_daily_price", "ri_currency", "error",
+     "select symbol, date_key from fct_daily_price where currency_key not in (select currency_key from dim_currency)"),
+    ("fct_daily_price", "ri_exchange", "error",
+     "select symbol, date_key from fct_daily_price where exchange_key not in (select exchange_key from dim_exchange)"),
+    ("fct_daily_price", "has_rows", "error",
+     "select 'no publishable price rows in the window' as problem where (select count(*) from fct_daily_price) = 0"),
+    ("fct_daily_price", "fx_gap", "warning",
+     "select symbol, date_key from fct_daily_price where close_usd is null"),
+    ("fct_fx_rate", "ri_currency", "error",
+     "select currency_code, date_key from fct_fx_rate where currency_key not in (select currency_key from dim_currency)"),
+    ("fct_fx_rate", "ri_date", "error",
+     "select currency_code, date_key from fct_fx_rate where date_key not in (select date_key from dim_date)"),
+    ("fct_corporate_action", "ri_security", "error",
+     "select symbol, date_key from fct_corporate_action "
+     "where security_key not in (select security_key from dim_security)"),
+    ("fct_corporate_action", "ri_date", "error",
+     "select symbol, date_key from fct_corporate_action where date_key not in (select date_key from dim_date)"),
+    ("dim_security", "ri_company", "error",
+     "select symbol from dim_security where company_key is not null "
+     "and company_key not in (select company_key from dim_company)"),
+    ("dim_security", "one_current_version", "error",
+     "select symbol from dim_security group by symbol having count(*) filter (where is_current) <> 1"),
+    ("dim_security", "no_overlapping_versions", "error",
+     "select a.symbol from dim_security a join dim_security b on a.symbol = b.symbol "
+     "and a.security_key < b.security_key and a.valid_from <= b.valid_to and b.valid_from <= a.valid_to"),
+    ("quarantine", "no_quarantined_rows", "warning", "select table_name, symbol, bar_date, reason from quarantine"),
+]
+
+
+class ValidationError(RuntimeError):
+    """A blocking expectation failed; the message names table, expectation and offending examples."""
+
+
+@dataclass
+class GateReport:
+    run_id: str
+    success: bool
+    failures: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    rows_validated: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[str]) -> list[dict]:
+    import great_expectations as gx
+
+    from etl.quality.suites import build_suite, suite_definitions
+
+    context = gx.get_context(mode="ephemeral")
+    try:
+        context.variables.progress_bars = {"globally": False}
+    except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
+        pass
+    datasource = context.data_sources.add_pandas("candidate")
+    rows = []
+    for table, expectations in suite_definitions(currencies).items():
+        frame = con.execute(f"select * from {table}").df()
+        started = time.perf_counter()
+        asset = datasource.add_dataframe_asset(table)
+        batch = asset.add_batch_definition_whole_dataframe(table).get_batch(batch_parameters={"dataframe": frame})
+        suite = context.suites.add(build_suite(table, expectations))
+        result = batch.validate(
+            suite,
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5,
+                           "unexpected_index_column_names": EXAMPLE_COLUMNS[table]},
+        )
+        for item in result.results:
+            config = item.expectation_config
+            meta = config.meta or {}
+            severity = meta.get("severity", "error")
+            if source in meta.get("blocking_sources", []):
+                severity = "error"
+            detail = item.result or {}
+            examples = (detail.get("unexpected_index_list") or detail.get("partial_unexpected_list") or [])[:5]
+            if item.exception_info and item.exception_info.get("raised_exception"):
+                examples = [item.exception_info.get("exception_message")]
+            rows.append({
+                "table_name": table,
+                "suite_name": suite.name,
+                "expectation_type": config.type,
+                "column_name": config.kwargs.get("column") or ",".join(
+                    config.kwargs.get("column_list") or
+                    [c for c in (config.kwargs.get("column_A"), config.kwargs.get("column_B")) if c]),
+                "severity": severity,
+                "success": bool(item.success),
+                "observed_value": json.dumps(_jsonable(detail.get("observed_value"))),
+                "unexpected_count": detail.get("unexpected_count"),
+                "unexpected_percent": detail.get("unexpected_percent"),
+                "examples": json.dumps(_jsonable(examples)),
+                "kwargs": json.dumps(_jsonable({k: v for k, v in config.kwargs.items() if k != "batch_id"})),
+                "rows": len(frame),
+                "seconds": time.perf_counter() - started,
+            })
+    return rows
+
+
+def _invariant_results(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    rows = []
+    for table, name, severity, query in INVARIANTS:
+        started = time.perf_counter()
+        offending = con.execute(query).df()
+        rows.append({
+            "table_name": table,
+            "suite_name": "invariants",
+            "expectation_type": f"invariant:{name}",
+            "column_name": None,
+            "severity": severity,
+            "success": offending.empty,
+            "observed_value": json.dumps({"offending_rows": len(offending)}),
+            "unexpected_count": len(offending),
+            "unexpected_percent": None,
+            "examples": offending.head(5).to_json(orient="records", date_format="iso"),
+            "kwargs": json.dumps({"query": query}),
+            "rows": None,
+            "seconds": time.perf_counter() - started,
+        })
+    return rows
+
+
+def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currencies: list[str]) -> GateReport:
+    """Validate the candidate, record every result, raise ValidationError on a blocking failure."""
+    started = time.perf_counter()
+    validated_at = datetime.now(UTC)
+    con = duckdb.connect(str(candidate), read_only=True)
+    try:
+        results = _gx_results(con, source, currencies) + _invariant_results(con)
+        row_counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in EXAMPLE_COLUMNS}
+    finally:
+        con.close()
+    for row in results:
+        row["run_id"] = run_id
+        row["validated_at"] = validated_at
+    audit.append(store_dir, "dq_result",
+                 [{k: v for k, v in r.items() if k not in ("rows", "seconds")} for r in results], run_id)
+    summary = []
+    for table in sorted({r["table_name"] for r in results}):
+        mine = [r for r in results if r["table_name"] == table]
+        summary.append({
+            "run_id": run_id,
+            "table_name": table,
+            "suite_name": f"{table}_suite",
+            "rows_validated": row_counts.get(table),
+            "expectations": len(mine),
+            "failed_blocking": sum(1 for r in mine if not r["success"] and r["severity"] == "error"),
+            "failed_warning": sum(1 for r in mine if not r["success"] and r["severity"] == "warning"),
+            "success": all(r["success"] or r["severity"] != "error" for r in mine),
+            "validated_at": validated_at,
+            "duration_s": sum(r["seconds"] for r in mine),
+        })
+    audit.append(store_dir, "dq_run", summary, run_id)
+    failures = [r for r in results if not r["success"] and r["severity"] == "error"]
+    warnings = [r for r in results if not r["success"] and r["severity"] == "warning"]
+    report = GateReport(run_id=run_id, success=not failures, failures=failures, warnings=warnings,
+                        rows_validated=row_counts, seconds=round(time.perf_counter() - started, 3))
+    for w in warnings:
+        log.warning("gate warning %s.%s (%s): %s offending, e.g. %s", w["table_name"], w["expectation_type"],
+                    w["column_name"], w["unexpected_count"], w["examples"])
+    if failures:
+        lines = [f"  - {f['table_name']}: {f['expectation_type']}"
+                 f"{' on ' + f['column_name'] if f['column_name'] else ''}: "
+                 f"{f['unexpected_count']} offending rows, e.g. {f['examples']}" for f in failures]
+        raise ValidationError(
+            f"run {run_id}: {len(failures)} blocking expectation(s) failed; nothing was published "
+            "(see dq_result):\n" + "\n".join(lines)
+        )
+    return report

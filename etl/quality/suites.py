@@ -1,0 +1,99 @@
+"""One Great Expectations suite per mart table, kept as code.
+
+Severity lives in each expectation's meta: "error" (default) blocks publication, "warning" is recorded in
+dq_result and shown, but does not block. `blocking_sources` makes a warning block for the sources named
+(our own synthetic generator has no vendor quirks, so High < Low there is a bug, not Yahoo being Yahoo).
+"""
+
+from __future__ import annotations
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+SOURCES = ["sample", "replay", "yfinance"]
+SECURITY_TYPES = ["equity", "adr", "index", "etf", "fx"]
+WARNING = {"severity": "warning"}
+
+
+def _key(*columns: str) -> list:
+    if len(columns) == 1:
+        return [gxe.ExpectColumnValuesToBeUnique(column=columns[0]),
+                gxe.ExpectColumnValuesToNotBeNull(column=columns[0])]
+    return [gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns)),
+            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]]
+
+
+def _positive(column: str, **kwargs) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True, **kwargs)
+
+
+def suite_definitions(currencies: list[str]) -> dict[str, list]:
+    """Expectations per mart table; `currencies` are the universe's ISO codes."""
+    return {
+        "dim_date": [
+            *_key("date_key"),
+            gxe.ExpectColumnValuesToBeUnique(column="calendar_date"),
+            gxe.ExpectColumnValuesToBeBetween(column="weekday_number", min_value=1, max_value=7),
+            gxe.ExpectTableRowCountToBeBetween(min_value=365),
+        ],
+        "dim_exchange": [
+            *_key("exchange_key"),
+            gxe.ExpectColumnValuesToMatchRegex(column="exchange_code", regex=r"^[A-Z]{4}$"),
+            gxe.ExpectColumnValuesToNotBeNull(column="timezone"),
+        ],
+        "dim_currency": [
+            *_key("currency_key"),
+            gxe.ExpectColumnValuesToMatchRegex(column="currency_code", regex=r"^[A-Z]{3}$"),
+        ],
+        "dim_company": [
+            *_key("company_key"),
+            gxe.ExpectColumnValuesToNotBeNull(column="company_name"),
+        ],
+        "dim_security": [
+            *_key("security_key"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "valid_from"]),
+            gxe.ExpectColumnValuesToBeInSet(column="security_type", value_set=SECURITY_TYPES),
+            gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
+            _positive("adr_ratio", row_condition='security_type=="adr"', condition_parser="pandas"),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="underlying_symbol", row_condition='security_type=="adr"', condition_parser="pandas"
+            ),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="valid_to", column_B="valid_from", or_equal=True),
+        ],
+        "fct_daily_price": [
+            *_key("security_key", "date_key"),
+            gxe.ExpectColumnValuesToNotBeNull(column="close"),
+            *[_positive(c) for c in ("open", "high", "low", "close", "adj_close")],
+            gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=SOURCES),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="high", column_B="low", or_equal=True,
+                meta={**WARNING, "blocking_sources": ["sample"], "why": "Yahoo has High < Low rows (0700.HK 2009-12-31)"},
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="daily_return", min_value=-0.75, max_value=3.0,
+                meta={**WARNING, "why": "moves beyond -75%/+300% are usually unadjusted splits"},
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="close_usd", meta={**WARNING, "why": "an FX gap leaves close_usd null by design"}
+            ),
+        ],
+        "fct_fx_rate": [
+            *_key("currency_key", "date_key"),
+            _positive("rate_to_usd"),
+            gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
+            gxe.ExpectColumnValuesToBeBetween(column="rate_to_usd", min_value=0.0001, max_value=10, meta=WARNING),
+        ],
+        "fct_corporate_action": [
+            *_key("security_key", "date_key", "action_type"),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="action_type", value_set=["cash_dividend", "stock_split", "consolidation"]
+            ),
+            _positive("dividend_local", row_condition='action_type=="cash_dividend"', condition_parser="pandas"),
+            _positive("split_ratio", row_condition='action_type!="cash_dividend"', condition_parser="pandas"),
+        ],
+    }
+
+
+def build_suite(table: str, expectations: list) -> gx.ExpectationSuite:
+    return gx.ExpectationSuite(name=f"{table}_suite", expectations=expectations)

@@ -1,0 +1,240 @@
+"""The store behind the published warehouse: immutable Parquet files, a manifest, and a views-only DuckDB file.
+
+Publishing writes new Parquet files (never rewrites one), records them in a new manifest, then builds a small
+DuckDB file holding only views over those files and renames it over the published one. A reader that opened
+the old file keeps reading the old, complete state (its files are kept for the next KEEP_MANIFESTS publishes);
+a new reader sees the whole new run. Facts are stored one file per month, so a daily publish rewrites the
+current month only: its cost follows the new data, not the history.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
+from etl.config import Settings
+
+KEEP_MANIFESTS = 10
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How publish merges a candidate table: whole replace, or replace the run's scope (keys x window)."""
+
+    scope_column: str | None = None
+    scope_sql: str | None = None
+    monthly: bool = False
+
+
+TABLE_SPECS: dict[str, TableSpec] = {
+    "dim_date": TableSpec(),
+    "dim_exchange": TableSpec(),
+    "dim_currency": TableSpec(),
+    "dim_company": TableSpec(),
+    "dim_security": TableSpec("symbol", "select symbol from cand.run_symbols"),
+    "fct_fx_rate": TableSpec("currency_code", "select currency_code from cand.ref_currency", monthly=True),
+    "fct_daily_price": TableSpec("symbol", "select symbol from cand.run_symbols", monthly=True),
+    "fct_corporate_action": TableSpec("symbol", "select symbol from cand.run_symbols", monthly=True),
+}
+
+
+def _months(start: date, end: date) -> list[tuple[str, int, int]]:
+    """(YYYY-MM, first date_key, last date_key) for each month touched by [start, end]."""
+    out = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        out.append((f"{year:04d}-{month:02d}", year * 10000 + month * 100 + 1, year * 10000 + month * 100 + 31))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _date_key(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = settings.store_dir
+        self.manifests = self.root / "manifests"
+
+    # -- manifest -------------------------------------------------------------------------------------
+    def current(self) -> dict:
+        pointer = self.manifests / "current.json"
+        if not pointer.exists():
+            return {"seq": 0, "tables": {}}
+        return json.loads((self.manifests / json.loads(pointer.read_text())["manifest"]).read_text())
+
+    def current_files(self, table: str) -> list[str]:
+        parts = self.current()["tables"].get(table, {})
+        return [str(self.root / rel) for _, rel in sorted(parts.items())]
+
+    @contextmanager
+    def lock(self, timeout_s: float = 600):
+        """One publisher at a time across processes (Airflow's pool does the same across tasks)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".publish.lock", "w") as handle:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"another publish holds {self.root / '.publish.lock'}") from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- publish --------------------------------------------------------------------------------------
+    def publish(self, candidate: Path, run_id: str, start: date, end: date,
+                tables: dict[str, TableSpec] = TABLE_SPECS) -> dict:
+        """Merge a validated candidate into new immutable files and swap the published views file in."""
+        with self.lock():
+            manifest = self.current()
+            new_tables: dict[str, dict[str, str]] = {t: dict(p) for t, p in manifest["tables"].items()}
+            seq = manifest["seq"] + 1
+            version = f"v{seq:06d}"
+            con = duckdb.connect()
+            written = 0
+            try:
+                con.execute(f"attach '{candidate}' as cand (read_only)")
+                for table, spec in tables.items():
+                    parts = new_tables.setdefault(table, {})
+                    if spec.monthly:
+                        for month, first_key, last_key in _months(start, end):
+                            lo, hi = max(first_key, _date_key(start)), min(last_key, _date_key(end))
+                            old = parts.get(month)
+                            keep = (
+                                f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
+                                f"where not ({spec.scope_column} in ({spec.scope_sql}) "
+                                f"and date_key between {lo} and {hi}) union all by name "
+                                if old else ""
+                            )
+                            query = (f"{keep}select * from cand.{table} "
+                                     f"where date_key between {first_key} and {last_key}")
+                            rel = f"{table}/month={month}/{version}.parquet"
+                            if self._write(con, query, rel, order="date_key"):
+                                parts[month] = rel
+                                written += 1
+                            else:
+                                parts.pop(month, None)
+                        if not parts:  # keep a typed, empty file so the view still has columns
+                            rel = f"{table}/{version}-empty.parquet"
+                            self._write(con, f"select * from cand.{table} where false", rel, allow_empty=True)
+                            parts["empty"] = rel
+                        elif "empty" in parts and len(parts) > 1:
+                            parts.pop("empty")
+                    else:
+                        old = parts.get("all")
+                        keep = (
+                            f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
+                            f"where {spec.scope_column} not in ({spec.scope_sql}) union all by name "
+                            if old and spec.scope_column else ""
+                        )
+                        rel = f"{table}/{version}.parquet"
+                        self._write(con, f"{keep}select * from cand.{table}", rel, allow_empty=True)
+                        parts["all"] = rel
+                        written += 1
+            finally:
+                con.close()
+            new_manifest = {
+                "seq": seq,
+                "run_id": run_id,
+                "window": [str(start), str(end)],
+                "published_at": datetime.now(UTC).isoformat(),
+                "tables": new_tables,
+            }
+            self._commit_manifest(new_manifest)
+            self.build_views(new_manifest)
+            self.gc()
+            return {"seq": seq, "files_written": written}
+
+    def _write(self, con: duckdb.DuckDBPyConnection, query: str, rel: str, order: str | None = None,
+               allow_empty: bool = False) -> bool:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        count = con.execute(f"select count(*) from ({query})").fetchone()[0]
+        if count == 0 and not allow_empty:
+            return False
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        ordered = f"select * from ({query}) order by {order}" if order else query
+        con.execute(f"copy ({ordered}) to '{tmp}' (format parquet, compression zstd)")
+        tmp.replace(path)
+        return True
+
+    def _commit_manifest(self, manifest: dict) -> None:
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        name = f"manifest-{manifest['seq']:06d}.json"
+        tmp = self.manifests / f".tmp-{name}"
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        tmp.replace(self.manifests / name)
+        pointer_tmp = self.manifests / ".tmp-current.json"
+        pointer_tmp.write_text(json.dumps({"manifest": name}))
+        pointer_tmp.replace(self.manifests / "current.json")  # the commit point
+
+    # -- the published views file ---------------------------------------------------------------------
+    def build_views(self, manifest: dict | None = None) -> Path:
+        """Write a views-only DuckDB file next to the warehouse path and rename it into place."""
+        from etl.catalog import comment_statements
+
+        manifest = manifest or self.current()
+        ensure_audit_schema_files(self.root)
+        target = self.settings.warehouse
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            for table, parts in sorted(manifest["tables"].items()):
+                files = ", ".join(f"'{self.root / rel}'" for _, rel in sorted(parts.items()))
+                con.execute(
+                    f"create view {table} as select * from read_parquet([{files}], hive_partitioning=false)"
+                )
+            for table in AUDIT_SCHEMAS:
+                pattern = audit_dir(self.root, table) / "*.parquet"
+                con.execute(
+                    f"create view {table} as select * from "
+                    f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false)"
+                )
+            con.execute(
+                "create table warehouse_info as select ? as manifest_seq, ? as run_id, ? as published_at, "
+                "? as store_dir", [manifest["seq"], manifest.get("run_id"), manifest.get("published_at"),
+                                   str(self.root)],
+            )
+            for statement in comment_statements(con):
+                con.execute(statement)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        tmp.replace(target)
+        return target
+
+    def gc(self) -> int:
+        """Delete data files no longer named by the last KEEP_MANIFESTS manifests (readers may hold those)."""
+        manifests = sorted(self.manifests.glob("manifest-*.json"))
+        keep = manifests[-KEEP_MANIFESTS:]
+        live: set[str] = set()
+        for path in keep:
+            for parts in json.loads(path.read_text())["tables"].values():
+                live.update(parts.values())
+        removed = 0
+        for table in TABLE_SPECS:
+            for path in (self.root / table).rglob("*.parquet"):
+                if str(path.relative_to(self.root)) not in live:
+                    path.unlink()
+                    removed += 1
+        for path in manifests[:-KEEP_MANIFESTS]:
+            path.unlink()
+        return removed

@@ -1,0 +1,176 @@
+"""Transform: landing -> staging -> intermediate -> marts, as candidate tables in the run's scratch DuckDB.
+
+Nothing here is visible to readers: the candidate database lives under work/<run_id>/ until the gate passes
+and publish merges it into the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from etl.calendars import sessions_frame
+from etl.config import PROJECT_ROOT, Settings, Universe
+from etl.landing import landed_files
+from etl.run import RunContext
+from etl.store import Store
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = PROJECT_ROOT / "sql"
+# Enough history before the window for the first day's return, the FX carry-over and the split-repeat rule.
+LOOKBACK_DAYS = 35
+
+MODELS = [
+    "staging/stg_landing__prices",
+    "staging/stg_universe__securities",
+    "intermediate/int_prices_checked",
+    "intermediate/int_fx_rate_filled",
+    "intermediate/int_security_versions",
+    "intermediate/int_corporate_action_checked",
+    "marts/dim_date",
+    "marts/dim_exchange",
+    "marts/dim_currency",
+    "marts/dim_company",
+    "marts/dim_security",
+    "marts/fct_fx_rate",
+    "marts/fct_daily_price",
+    "marts/fct_corporate_action",
+    "audit/quarantine",
+]
+MART_TABLES = [m.split("/")[1] for m in MODELS if m.startswith("marts/")]
+
+
+class TransformError(RuntimeError):
+    """The window cannot be transformed (nothing landed, a model failed); names the model and the cause."""
+
+
+def candidate_path(ctx: RunContext, settings: Settings) -> Path:
+    return ctx.work_dir(settings) / "candidate.duckdb"
+
+
+def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
+    companies = {c["id"]: c for c in universe.companies}
+    listing = pd.DataFrame(
+        [
+            {
+                "symbol": s.symbol,
+                "company_id": s.company_id,
+                "company_name": companies.get(s.company_id, {}).get("name"),
+                "sector": companies.get(s.company_id, {}).get("sector"),
+                "listing_name": s.name,
+                "exchange_code": s.exchange,
+                "market_code": s.market,
+                "currency": s.currency,
+                "security_type": s.security_type,
+                "adr_ratio": s.adr_ratio,
+                "underlying_symbol": s.underlying,
+            }
+            for s in universe.listings
+        ]
+    ).astype({"adr_ratio": "float64"})
+    company = pd.DataFrame(
+        [{"company_id": c["id"], "company_name": c["name"], "sector": c.get("sector")}
+         for c in universe.companies]
+    )
+    exchange = pd.DataFrame(
+        [{"exchange_code": mic, "exchange_name": e["name"], "market_code": e["market"],
+          "timezone": e["timezone"], "country_code": e.get("country")} for mic, e in universe.exchanges.items()]
+    )
+    currency = pd.DataFrame(
+        [{"currency_code": code, "currency_name": c["name"], "fx_symbol": c.get("fx_symbol")}
+         for code, c in universe.currencies.items()]
+    )
+    return {"ref_listing": listing, "ref_company": company, "ref_exchange": exchange, "ref_currency": currency}
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], empty_sql: str) -> None:
+    if files:
+        listed = ", ".join(f"'{f}'" for f in files)
+        con.execute(f"create or replace view {name} as select * from read_parquet([{listed}], union_by_name=true)")
+    else:
+        con.execute(f"create or replace view {name} as {empty_sql}")
+
+
+def model_sql(model: str) -> str:
+    return (SQL_DIR / f"{model}.sql").read_text()
+
+
+def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
+    """Build every mart for the run's window from landing; returns candidate row counts per table."""
+    started = time.perf_counter()
+    path = candidate_path(ctx, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)  # a retried transform starts from landing again
+    markets = {universe.market_of(s) for s in ctx.symbols}
+    lookback_start = ctx.start - timedelta(days=LOOKBACK_DAYS)
+    price_files = landed_files(settings, "prices", ctx.source, markets, lookback_start, ctx.end)
+    window_files = landed_files(settings, "prices", ctx.source, markets, ctx.start, ctx.end)
+    if not window_files:
+        raise TransformError(
+            f"nothing landed for source={ctx.source} markets={sorted(markets)} between {ctx.start} and {ctx.end}"
+        )
+    meta_files = landed_files(settings, "metadata", ctx.source, markets, ctx.start, ctx.end)
+
+    con = duckdb.connect(str(path))
+    try:
+        variables = {
+            "run_id": ctx.run_id,
+            "source": ctx.source,
+            "is_synthetic": ctx.is_synthetic,
+            "window_start": ctx.start,
+            "window_end": ctx.end,
+            "calendar_start": universe.calendar_start,
+            "calendar_end": universe.calendar_end,
+        }
+        for key, value in variables.items():
+            con.execute(f"set variable {key} = ?", [value])
+        con.execute("create macro surrogate_key(x) as cast(('0x' || substr(md5(cast(x as varchar)), 1, 15)) as bigint)")
+        for name, frame in _reference_frames(universe).items():
+            con.register(f"{name}_frame", frame)
+            con.execute(f"create table {name} as select * from {name}_frame")
+            con.unregister(f"{name}_frame")
+        sessions = sessions_frame(universe, settings.store_dir / "reference")
+        con.register("sessions_frame", sessions)
+        con.execute("create table ref_session as select market_code, cast(session_date as date) as session_date "
+                    "from sessions_frame")
+        con.unregister("sessions_frame")
+        con.execute("create table run_symbols as select unnest(?::varchar[]) as symbol", [ctx.symbols])
+        _parquet_view(con, "landing_prices", price_files, "select * from (values (1)) where false")
+        _parquet_view(
+            con, "landing_metadata", meta_files,
+            "select cast(null as varchar) as symbol, cast(null as varchar) as info, "
+            "cast(null as timestamptz) as extracted_at where false",
+        )
+        published = Store(settings).current_files("dim_security")
+        if published:
+            listed = ", ".join(f"'{f}'" for f in published)
+            con.execute("create view published_dim_security as select *, company_code as company_id "
+                        f"from read_parquet([{listed}], union_by_name=true)")
+        else:
+            con.execute(
+                "create table published_dim_security (symbol varchar, company_id varchar, "
+                "exchange_code varchar, currency_code varchar, security_type varchar, adr_ratio double, "
+                "underlying_symbol varchar, market_code varchar, security_name varchar, vendor_name varchar, "
+                "vendor_sector varchar, attribute_hash varchar, valid_from date, valid_to date, "
+                "is_current boolean)"
+            )
+        for model in MODELS:
+            name = model.split("/")[1]
+            try:
+                con.execute(f"create or replace table {name} as {model_sql(model)}")
+            except duckdb.Error as exc:
+                raise TransformError(f"model {model}.sql failed: {exc}") from exc
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in [*MART_TABLES, "quarantine"]}
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    log.info("transform %s: %s in %.2fs", ctx.run_id, counts, time.perf_counter() - started)
+    return {"run_id": ctx.run_id, "candidate_rows": counts, "landed_files": len(price_files),
+            "seconds": round(time.perf_counter() - started, 3)}

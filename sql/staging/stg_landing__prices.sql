@@ -1,0 +1,48 @@
+-- stg_landing__prices: one row per symbol per local bar date, the latest extraction wins; key (symbol, bar_date)
+-- Reads the landed raw frames of this run's window plus lookback (view landing_prices, set up by etl.transform).
+-- Rules: vendor column names become snake_case; a (symbol, bar_date) landed by several runs keeps the row
+-- with the latest extracted_at (a re-download supersedes, never duplicates); quirks are flagged, not fixed.
+with landed as (
+    select * from landing_prices
+),
+
+typed as (
+    select
+        symbol,
+        bar_date,
+        cast("Date" as varchar) as vendor_timestamp,
+        cast("Open" as double) as open,
+        cast("High" as double) as high,
+        cast("Low" as double) as low,
+        cast("Close" as double) as close,
+        cast("Adj Close" as double) as adj_close_vendor,
+        cast("Volume" as double) as volume,
+        cast("Dividends" as double) as dividends,
+        cast("Stock Splits" as double) as stock_splits,
+        coalesce(auto_adjusted, false) as is_vendor_adjusted,
+        source,
+        source_file,
+        run_id,
+        extracted_at
+    from landed
+),
+
+latest as (
+    select *
+    from typed
+    qualify row_number() over (
+        partition by symbol, bar_date order by extracted_at desc, run_id desc
+    ) = 1
+),
+
+flagged as (
+    select
+        *,
+        -- A frame without Adj Close came from auto_adjust=True: its Close is already adjusted.
+        coalesce(adj_close_vendor, close) as adj_close,
+        high < low as is_high_low_inverted,
+        coalesce(volume, 0) = 0 as is_zero_volume
+    from latest
+)
+
+select * from flagged
