@@ -186,7 +186,8 @@ def test_frame_passes_through_unchanged_with_the_documented_history_call():
 
 
 def test_window_is_cut_on_local_market_dates():
-    # Hong Kong midnight is 16:00 UTC the day before: cutting in UTC would keep 2025-01-03's bar.
+    # Hong Kong midnight is 16:00 UTC the day before: cutting on UTC dates would drop 2025-01-06 and
+    # keep 2025-01-08.
     frame = bars(["2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08"], tz="Asia/Hong_Kong")
     ticker = FakeTicker("9988.HK", [frame])
     result = source({"9988.HK": ticker}, with_metadata=False).fetch(
@@ -290,6 +291,20 @@ def test_unreachable_yahoo_fails_fast_on_the_first_symbol(exc):
     assert err.value.__cause__ is exc
     assert src.ticker_factory.created == ["AAPL"]  # no further symbol tried
     assert src.total_calls == 1 and fake_time.sleeps == []  # not retried either
+
+
+def test_outage_mid_run_also_stops_the_fetch():
+    tickers = {
+        "AAPL": FakeTicker("AAPL", [bars(WEEK)]),
+        "MSFT": FakeTicker(
+            "MSFT", [curl_exc.ConnectionError("Failed to perform, curl: (7) Couldn't connect")]
+        ),
+        "QQQ": FakeTicker("QQQ", [bars(WEEK)]),
+    }
+    src = source(tickers, with_metadata=False)
+    with pytest.raises(SourceError, match=r"unreachable \(fetching MSFT, symbol 2 of 3: ConnectionError"):
+        src.fetch(["AAPL", "MSFT", "QQQ"], date(2025, 1, 6), date(2025, 1, 10))
+    assert src.ticker_factory.created == ["AAPL", "MSFT"]  # no partial result passed off as complete
 
 
 def test_network_error_is_found_through_the_exception_chain():
