@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
 
 SOURCES = ["sample", "replay", "yfinance"]
 SECURITY_TYPES = ["equity", "adr", "index", "etf", "fx"]
@@ -54,9 +55,9 @@ def suite_definitions(currencies: list[str]) -> dict[str, list]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "valid_from"]),
             gxe.ExpectColumnValuesToBeInSet(column="security_type", value_set=SECURITY_TYPES),
             gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
-            _positive("adr_ratio", row_condition='security_type=="adr"', condition_parser="pandas"),
+            _positive("adr_ratio", row_condition=Column("security_type") == "adr"),
             gxe.ExpectColumnValuesToNotBeNull(
-                column="underlying_symbol", row_condition='security_type=="adr"', condition_parser="pandas"
+                column="underlying_symbol", row_condition=Column("security_type") == "adr"
             ),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="valid_to", column_B="valid_from", or_equal=True),
         ],
@@ -89,8 +90,8 @@ def suite_definitions(currencies: list[str]) -> dict[str, list]:
             gxe.ExpectColumnValuesToBeInSet(
                 column="action_type", value_set=["cash_dividend", "stock_split", "consolidation"]
             ),
-            _positive("dividend_local", row_condition='action_type=="cash_dividend"', condition_parser="pandas"),
-            _positive("split_ratio", row_condition='action_type!="cash_dividend"', condition_parser="pandas"),
+            _positive("dividend_local", row_condition=Column("action_type") == "cash_dividend"),
+            _positive("split_ratio", row_condition=Column("action_type") != "cash_dividend"),
         ],
     }
 

@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated data directory per test, and the real Yahoo-derived files in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """ETL_DATA_DIR and ETL_WAREHOUSE pointed into tmp_path, so tests never touch ./data."""
+    root = tmp_path / "data"
+    monkeypatch.setenv("ETL_DATA_DIR", str(root))
+    monkeypatch.setenv("ETL_WAREHOUSE", str(root / "warehouse.duckdb"))
+    monkeypatch.delenv("ETL_UNIVERSE", raising=False)
+    return root
+
+
+@pytest.fixture
+def shared_real() -> Path:
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real Yahoo-derived files not found at {SHARED_REAL} (../shared is absent)")
+    return SHARED_REAL
+
+
+def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+LINEAGE = {"run_id", "landed_run_id", "source_file"}
+
+
+def table_without_lineage(warehouse: Path, table: str) -> list[tuple]:
+    """All rows of a published table, lineage columns removed, sorted: for equality checks across runs."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        columns = [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0] not in LINEAGE]
+        rows = con.execute(f"select {', '.join(columns)} from {table}").fetchall()
+    finally:
+        con.close()
+    return sorted(rows, key=repr)
