@@ -47,7 +47,8 @@ INVARIANTS = [
     ("fct_daily_price", "fx_gap", "warning",
      "select symbol, date_key from fct_daily_price where close_usd is null"),
     ("fct_fx_rate", "ri_currency", "error",
-     "select currency_code, date_key from fct_fx_rate where currency_key not in (select currency_key from dim_currency)"),
+     "select currency_code, date_key from fct_fx_rate "
+     "where currency_key not in (select currency_key from dim_currency)"),
     ("fct_fx_rate", "ri_date", "error",
      "select currency_code, date_key from fct_fx_rate where date_key not in (select date_key from dim_date)"),
     ("fct_corporate_action", "ri_security", "error",

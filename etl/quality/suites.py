@@ -69,7 +69,8 @@ def suite_definitions(currencies: list[str]) -> dict[str, list]:
             gxe.ExpectColumnValuesToBeInSet(column="source", value_set=SOURCES),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="high", column_B="low", or_equal=True,
-                meta={**WARNING, "blocking_sources": ["sample"], "why": "Yahoo has High < Low rows (0700.HK 2009-12-31)"},
+                meta={**WARNING, "blocking_sources": ["sample"],
+                      "why": "Yahoo has High < Low rows (0700.HK 2009-12-31)"},
             ),
             gxe.ExpectColumnValuesToBeBetween(
                 column="daily_return", min_value=-0.75, max_value=3.0,

@@ -7,7 +7,8 @@ dividends as (
     select symbol, bar_date, 'cash_dividend' as action_type, dividends as dividend_local,
         cast(null as double) as split_ratio, source, source_file
     from staged
-    where dividends > 0
+    -- Yahoo writes 0 on days without a dividend; anything else is a dividend, and a non-positive one is refused
+    where dividends is not null and dividends <> 0
 ),
 
 splits as (
@@ -16,7 +17,7 @@ splits as (
         cast(null as double) as dividend_local, stock_splits as split_ratio, source, source_file
     from staged
     -- Yahoo writes 0 (and some exports 1) on days without a split
-    where stock_splits > 0 and stock_splits <> 1
+    where stock_splits is not null and stock_splits <> 0 and stock_splits <> 1
 ),
 
 split_history as (
@@ -29,8 +30,11 @@ split_history as (
 
 checked as (
     select * exclude (previous_split_date, previous_split_ratio),
-        case when previous_split_ratio = split_ratio and bar_date - previous_split_date <= 30
-            then 'duplicate_split_repeat' end as rejection_reason
+        case
+            when split_ratio < 0 then 'invalid_split_ratio'
+            when previous_split_ratio = split_ratio and bar_date - previous_split_date <= 30
+                then 'duplicate_split_repeat'
+        end as rejection_reason
     from split_history
     union all
     select *, case when dividend_local is null or dividend_local <= 0 then 'invalid_dividend' end

@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 
 from etl.config import load_universe
-from etl.pipeline import extract_step, land_step, publish_step, run_all, start_run, transform_step, validate_step
+from etl.pipeline import (
+    extract_step,
+    land_step,
+    publish_step,
+    run_all,
+    start_run,
+    transform_step,
+    validate_step,
+)
 from etl.quality.gate import ValidationError
 from etl.sources.sample import SampleSource
 from etl.transform import candidate_path
@@ -127,20 +135,18 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_rest_publishes(data_dir):
 
 READER = textwrap.dedent("""
     import sys, time, duckdb, json
-    path, seconds = sys.argv[1], float(sys.argv[2])
-    con = duckdb.connect(path, read_only=True)   # held open across the whole pipeline run
+    path, seconds, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    held = duckdb.connect(path, read_only=True) if mode == "hold" else None  # open across the whole run
     seen, errors, end = set(), [], time.time() + seconds
     while time.time() < end:
+        # a fresh process-level open each time (DuckDB shares one instance per path inside a process)
+        con = held or duckdb.connect(path, read_only=True)
         try:
             seen.add(con.execute("select count(*) from fct_daily_price").fetchone()[0])
         except Exception as exc:
             errors.append(str(exc))
-        fresh = duckdb.connect(path, read_only=True)   # and new readers arriving during the run
-        try:
-            seen.add(fresh.execute("select count(*) from fct_daily_price").fetchone()[0])
-        except Exception as exc:
-            errors.append(str(exc))
-        fresh.close()
+        if held is None:
+            con.close()
         time.sleep(0.02)
     print(json.dumps({"seen": sorted(seen), "errors": errors[:5]}))
 """)
@@ -152,16 +158,19 @@ def test_readers_never_block_a_run_and_never_see_half_of_one(data_dir, tmp_path)
     (old_count,) = query(wh, "select count(*) from fct_daily_price")[0]
     script = tmp_path / "reader.py"
     script.write_text(READER)
-    reader = subprocess.Popen([sys.executable, str(script), str(wh), "25"], stdout=subprocess.PIPE, text=True)
+    readers = {mode: subprocess.Popen([sys.executable, str(script), str(wh), "25", mode],
+                                      stdout=subprocess.PIPE, text=True) for mode in ("hold", "fresh")}
     time.sleep(1.0)
     try:
         started = time.time()
         run_all("sample", date(2025, 9, 16), date(2025, 9, 30))
-        assert time.time() - started < 25, "the run must finish while the reader is still connected"
+        assert time.time() - started < 25, "the run must finish while the readers are still connected"
     finally:
-        out, _ = reader.communicate(timeout=60)
+        reports = {mode: json.loads(p.communicate(timeout=60)[0]) for mode, p in readers.items()}
     (new_count,) = query(wh, "select count(*) from fct_daily_price")[0]
-    report = json.loads(out)
-    assert report["errors"] == []
-    assert set(report["seen"]) <= {old_count, new_count}, "a reader saw a state that is neither old nor new"
-    assert old_count in report["seen"] and new_count in report["seen"]
+    for mode, report in reports.items():
+        assert report["errors"] == [], mode
+        assert set(report["seen"]) <= {old_count, new_count}, f"{mode} reader saw neither the old nor the new run"
+    # the held connection keeps the snapshot it opened; new connections see the new run once it is published
+    assert reports["hold"]["seen"] == [old_count]
+    assert reports["fresh"]["seen"] == [old_count, new_count]

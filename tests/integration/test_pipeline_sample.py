@@ -43,7 +43,8 @@ def test_sample_run_publishes_every_table_with_one_row_per_security_per_session(
                         left join dim_date d using (date_key)
                         where s.security_key is null or d.date_key is null""")[0][0] == 0
     # ADR links survive into the warehouse
-    assert query(wh, "select underlying_symbol, adr_ratio from dim_security where symbol = 'BABA'") == [("9988.HK", 8.0)]
+    baba = query(wh, "select underlying_symbol, adr_ratio from dim_security where symbol = 'BABA'")
+    assert baba == [("9988.HK", 8.0)]
     # USD conversion uses that day's rate: HKD close_usd = close / (HKD per USD)
     (diff,) = query(wh, """
         select max(abs(p.close_usd - p.close / fx.units_per_usd)) from fct_daily_price p

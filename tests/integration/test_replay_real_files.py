@@ -54,17 +54,22 @@ def test_replay_of_real_files_aug_sep_2025(data_dir, shared_real, tmp_path):
         assert query(wh, "select count(*) from fct_daily_price where symbol = ?", [stem]) == [(expected,)]
     # values straight from the real files, per layout
     close = "select close, is_vendor_adjusted from fct_daily_price where symbol = ? and date_key = 20250917"
-    assert query(wh, close, ["BABA"]) == [(pytest.approx(166.17, abs=0.005), True)]  # flattened yf.download, auto-adjusted
+    # flattened yf.download (auto-adjusted)
+    assert query(wh, close, ["BABA"]) == [(pytest.approx(166.17, abs=0.005), True)]
     assert query(wh, close, ["^HSI"]) == [(pytest.approx(26908.39, abs=0.01), True)]  # 3-row header, no Adj Close
     assert query(wh, close, ["QQQ"]) == [(pytest.approx(590.0, abs=0.01), False)]  # 3-row header with Adj Close
     assert query(wh, "select round(close, 2) from fct_daily_price where symbol = '9888.HK' "
                      "and date_key in (20250916, 20250917) order by date_key") == [(113.2,), (131.0,)]
     # HKD=X ends in 2024: HKD prices publish with close_usd null, a counted gap, not a blocked run
-    assert query(wh, "select count(*), count(close_usd) from fct_daily_price join dim_currency using (currency_key) where currency_code = 'HKD'")[0][1] == 0
+    by_currency = ("select count(*), count(close_usd) from fct_daily_price "
+                   "join dim_currency using (currency_key) where currency_code = ?")
+    hkd_rows, hkd_converted = query(wh, by_currency, ["HKD"])[0]
+    assert hkd_rows > 0 and hkd_converted == 0
     (gap,) = query(wh, "select unexpected_count from dq_result where expectation_type = 'invariant:fx_gap'")[0]
     assert gap == query(wh, "select count(*) from fct_daily_price where close_usd is null")[0][0] > 0
     # USD listings convert at 1; CNY has a real rate
-    assert query(wh, "select count(*) = count(close_usd) from fct_daily_price join dim_currency using (currency_key) where currency_code = 'USD'") == [(True,)]
+    usd_rows, usd_converted = query(wh, by_currency, ["USD"])[0]
+    assert usd_rows == usd_converted > 0
     assert query(wh, "select round(units_per_usd, 4) from fct_fx_rate where currency_code = 'CNY' "
                      "and date_key = 20250917") == [(7.1142,)]
     # symbols without a file, or without rows in the window, are reported, not silently dropped

@@ -228,7 +228,16 @@ def quoted(name: str) -> str:
 
 
 class Warehouse:
-    """An in-memory DuckDB prepared like a transform run; tables in, models run, rows out."""
+    """An in-memory DuckDB prepared like a transform run; tables in, models run, rows out.
+
+    The module constants are reachable from the fixture (warehouse.SCHEMAS, ...) so tests never need
+    `from conftest import`, which is ambiguous next to tests/conftest.py.
+    """
+
+    SCHEMAS = SCHEMAS
+    DEFAULT_VARIABLES = DEFAULT_VARIABLES
+    SURROGATE_KEY_MACRO = SURROGATE_KEY_MACRO
+    MODEL_PATHS = MODEL_PATHS
 
     def __init__(self, variables: Mapping[str, Any] | None = None) -> None:
         self.con = duckdb.connect(":memory:")
@@ -258,6 +267,10 @@ class Warehouse:
         """Materialise each model (short name, e.g. 'int_prices_checked') as etl.transform does."""
         for name in models:
             self.con.execute(f"create or replace table {name} as {model_sql(MODEL_PATHS[name])}")
+
+    def run_all(self) -> None:
+        """Materialise every model in etl.transform.MODELS order."""
+        self.run(*MODEL_PATHS)
 
     def rows(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()

@@ -10,8 +10,6 @@ import hashlib
 import inspect
 import re
 
-from conftest import DEFAULT_VARIABLES, MODEL_PATHS, SCHEMAS, SURROGATE_KEY_MACRO
-
 from etl import transform
 
 TRANSFORM_SOURCE = inspect.getsource(transform.transform)
@@ -21,21 +19,21 @@ TRANSFORM_INPUTS = ["landing_prices", "landing_metadata", "ref_listing", "ref_co
                     "ref_currency", "ref_session", "run_symbols", "published_dim_security"]
 
 
-def test_surrogate_key_macro_is_the_one_transform_creates():
-    assert f'con.execute("{SURROGATE_KEY_MACRO}")' in TRANSFORM_SOURCE
+def test_surrogate_key_macro_is_the_one_transform_creates(warehouse):
+    assert f'con.execute("{warehouse.SURROGATE_KEY_MACRO}")' in TRANSFORM_SOURCE
 
 
-def test_variables_are_the_ones_transform_sets():
+def test_variables_are_the_ones_transform_sets(warehouse):
     block = re.search(r"variables = \{(.*?)\n        \}", TRANSFORM_SOURCE, re.S).group(1)
-    assert re.findall(r'"(\w+)":', block) == list(DEFAULT_VARIABLES)
+    assert re.findall(r'"(\w+)":', block) == list(warehouse.DEFAULT_VARIABLES)
 
 
-def test_published_dim_security_schema_matches_the_empty_store_branch():
+def test_published_dim_security_schema_matches_the_empty_store_branch(warehouse):
     # given the create-table statement transform uses when nothing is published yet
     ddl = re.search(r'"create table published_dim_security \((.*?)\)"\n', TRANSFORM_SOURCE, re.S).group(1)
     ddl = re.sub(r'"\s+"', "", ddl)  # join the implicitly concatenated string literals
     columns = [tuple(part.strip().split()) for part in ddl.split(",")]
-    assert columns == list(SCHEMAS["published_dim_security"].items())
+    assert columns == list(warehouse.SCHEMAS["published_dim_security"].items())
 
 
 def test_surrogate_key_is_the_first_15_hex_digits_of_md5(warehouse):
@@ -48,9 +46,9 @@ def test_every_model_runs_in_transform_order_and_upstream_schemas_match_the_fixt
     for name in TRANSFORM_INPUTS:
         warehouse.table(name)
     # when every model is materialised in MODELS order
-    warehouse.run(*MODEL_PATHS)
+    warehouse.run_all()
     # then each model output the fixture lets tests fake has exactly the fixture's columns and types
-    for name in SCHEMAS:
-        if name in MODEL_PATHS:
+    for name, schema in warehouse.SCHEMAS.items():
+        if name in warehouse.MODEL_PATHS:
             actual = {c: t.lower() for c, t in warehouse.column_types(name).items()}
-            assert actual == SCHEMAS[name], name
+            assert actual == schema, name

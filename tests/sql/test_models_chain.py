@@ -1,16 +1,15 @@
-"""Every model in etl.transform.MODELS order, from a tiny landing to the marts: the keys of the layers agree."""
+"""Every model in etl.transform.MODELS order, from a tiny landing to the marts: the layers' keys agree."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from conftest import MODEL_PATHS
-
 
 def landed(symbol, market, day, close, run_id="r1"):
     return {"source": "sample", "symbol": symbol, "market": market, "bar_date": date(2024, 1, day),
             "Date": f"2024-01-{day:02d} 00:00:00", "Open": close, "High": close, "Low": close, "Close": close,
-            "Adj Close": close, "Volume": 100.0, "Dividends": 0.0, "Stock Splits": 0.0, "auto_adjusted": False,
+            "Adj Close": close, "Volume": 100.0, "Dividends": 0.0, "Stock Splits": 0.0,
+            "auto_adjusted": False,
             "extracted_at": datetime(2024, 1, day, 12, tzinfo=UTC), "run_id": run_id}
 
 
@@ -38,15 +37,18 @@ def test_hkd_price_gets_its_usd_close_through_the_whole_chain(warehouse):
     warehouse.table("ref_company", [{"company_id": "tencent", "company_name": "Tencent Holdings Ltd"}])
     warehouse.table("ref_exchange", [{"exchange_code": "XHKG", "market_code": "XHKG"},
                                      {"exchange_code": "XOFF", "market_code": "FX"}])
-    warehouse.table("ref_currency", [{"currency_code": "USD"}, {"currency_code": "HKD", "fx_symbol": "HKD=X"}])
-    warehouse.table("ref_session", [{"market_code": "XHKG", "session_date": date(2024, 1, d)} for d in (5, 8, 9)])
+    warehouse.table("ref_currency", [{"currency_code": "USD"},
+                                     {"currency_code": "HKD", "fx_symbol": "HKD=X"}])
+    warehouse.table("ref_session", [{"market_code": "XHKG", "session_date": date(2024, 1, day)}
+                                    for day in (5, 8, 9)])
     warehouse.table("run_symbols", [{"symbol": "0700.HK"}, {"symbol": "HKD=X"}])
     warehouse.table("published_dim_security")
     # when
-    warehouse.run(*MODEL_PATHS)
+    warehouse.run_all()
     # then
     assert warehouse.rows(
-        "select p.symbol, p.date_key, p.daily_return, p.fx_rate_to_usd, p.close_usd, s.valid_from, c.currency_code "
+        "select p.symbol, p.date_key, p.daily_return, p.fx_rate_to_usd, p.close_usd, s.valid_from, "
+        "c.currency_code "
         "from fct_daily_price p join dim_security s using (security_key) "
         "join dim_currency c on c.currency_key = p.currency_key order by p.symbol, p.date_key"
     ) == [

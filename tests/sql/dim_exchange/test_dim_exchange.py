@@ -6,8 +6,10 @@ import hashlib
 
 
 def test_exchange_rows(warehouse):
-    warehouse.table("ref_exchange", [{"exchange_code": "XHKG", "exchange_name": "Hong Kong Exchanges and Clearing",
-                                      "market_code": "XHKG", "timezone": "Asia/Hong_Kong", "country_code": "HK"}])
+    warehouse.table("ref_exchange", [
+        {"exchange_code": "XHKG", "exchange_name": "Hong Kong Exchanges and Clearing", "market_code": "XHKG",
+         "timezone": "Asia/Hong_Kong", "country_code": "HK"},
+    ])
     warehouse.run("dim_exchange")
     assert warehouse.rows("select * from dim_exchange") == [
         (int(hashlib.md5(b"XHKG").hexdigest()[:15], 16), "XHKG", "Hong Kong Exchanges and Clearing", "XHKG",

@@ -21,7 +21,8 @@ def test_keys_and_currency_of_each_version(warehouse):
     warehouse.table("int_security_versions", [
         version("BABA", "alibaba", date(1900, 1, 1), date(2024, 1, 7), adr_ratio=8.0),
         version("BABA", "alibaba", date(2024, 1, 8), date(9999, 12, 31), adr_ratio=4.0),
-        version("HKD=X", None, date(1900, 1, 1), date(9999, 12, 31), exchange_code="XOFF", currency_code="HKD"),
+        version("HKD=X", None, date(1900, 1, 1), date(9999, 12, 31),
+                exchange_code="XOFF", currency_code="HKD"),
     ])
     warehouse.run("dim_security")
     assert warehouse.rows(

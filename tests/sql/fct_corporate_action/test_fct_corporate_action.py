@@ -7,7 +7,8 @@ from datetime import date
 HKD_KEY, SEC_V1, SEC_V2 = 11, 101, 102
 
 
-def action(bar_date, action_type="cash_dividend", dividend_local=None, split_ratio=None, rejection_reason=None):
+def action(bar_date, action_type="cash_dividend", dividend_local=None, split_ratio=None,
+           rejection_reason=None):
     return {"symbol": "0700.HK", "bar_date": bar_date, "action_type": action_type,
             "dividend_local": dividend_local, "split_ratio": split_ratio, "source": "replay",
             "source_file": "0700.HK.csv", "rejection_reason": rejection_reason}
@@ -35,7 +36,8 @@ def test_window_actions_keyed_by_version_and_converted(warehouse):
     ])
     warehouse.run("fct_corporate_action")
     assert warehouse.rows("select * from fct_corporate_action order by date_key") == [
-        (20240108, SEC_V1, HKD_KEY, "0700.HK", "cash_dividend", 2.4, 2.4 * 0.125, None, "replay", False, "run-3"),
+        (20240108, SEC_V1, HKD_KEY, "0700.HK", "cash_dividend", 2.4, 2.4 * 0.125, None, "replay", False,
+         "run-3"),
         (20240110, SEC_V2, HKD_KEY, "0700.HK", "stock_split", None, None, 2.0, "replay", False, "run-3"),
         (20240112, SEC_V2, HKD_KEY, "0700.HK", "cash_dividend", 3.0, None, None, "replay", False, "run-3"),
     ]

@@ -1,4 +1,4 @@
-"""fct_daily_price: clean bars of the window, keyed to the security version of the day, returns and USD close."""
+"""fct_daily_price: clean bars of the window, keyed to the day's security version, returns, USD close."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_window_rows_keyed_by_the_version_valid_that_day_with_returns_and_usd_cl
         # the 8th's return is against the 5th, in the lookback
         (20240108, TENCENT_V1, XHKG_KEY, HKD_KEY, "0700.HK", 110.0, 110.0 / 100.0 - 1, 0.128, 110.5,
          110.5 * 0.128),
-        # the 9th is quarantined: the 10th's return is against the 8th; no HKD rate on the 10th: close_usd null
+        # the 9th is quarantined, so the 10th's return is against the 8th; no HKD rate on the 10th: no USD
         (20240110, TENCENT_V2, XHKG_KEY, HKD_KEY, "0700.HK", 121.0, 121.0 / 110.0 - 1, None, 121.5, None),
         (20240108, BABA_V1, XNYS_KEY, USD_KEY, "BABA", 80.0, None, 1.0, 80.5, 80.5),
         (20240110, BABA_V1, XNYS_KEY, USD_KEY, "BABA", 84.0, 84.0 / 80.0 - 1, 1.0, 84.5, 84.5),

@@ -1,10 +1,8 @@
-"""int_corporate_action_checked: dividends and splits out of the staged bars, Yahoo's repeated splits rejected."""
+"""int_corporate_action_checked: dividends and splits from staged bars, Yahoo's split repeats rejected."""
 
 from __future__ import annotations
 
 from datetime import date
-
-import pytest
 
 
 def staged(symbol, bar_date, dividends=0.0, stock_splits=0.0):
@@ -94,8 +92,6 @@ def test_dividends_are_kept_and_split_columns_0_and_1_are_not_splits(warehouse):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: `where dividends > 0` filters negative dividends out before "
-                   "the 'invalid_dividend' rule can see them, so they are dropped silently, not quarantined")
 def test_a_negative_dividend_is_quarantined_as_invalid(warehouse):
     assert actions(warehouse, [staged("0700.HK", date(2024, 5, 17), dividends=-2.4)]) == [
         ("0700.HK", date(2024, 5, 17), "cash_dividend", -2.4, None, "invalid_dividend"),

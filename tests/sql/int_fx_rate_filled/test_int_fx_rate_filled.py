@@ -16,7 +16,8 @@ SECURITIES = [
     {"symbol": "CNY=X", "currency": "CNY", "security_type": "fx", "market_code": "FX"},
     {"symbol": "0700.HK", "currency": "HKD", "security_type": "equity", "market_code": "XHKG"},
 ]
-CURRENCIES = [{"currency_code": c} for c in ("USD", "HKD", "CNY", "EUR")]  # EUR: in the universe, never quoted
+# EUR: in the universe, never quoted
+CURRENCIES = [{"currency_code": c} for c in ("USD", "HKD", "CNY", "EUR")]
 
 
 def hkd(day: int) -> float:
@@ -50,7 +51,8 @@ def filled(warehouse):
 
 def test_columns(filled):
     assert filled.columns("int_fx_rate_filled") == [
-        "calendar_date", "currency_code", "observed_date", "units_per_usd", "rate_to_usd", "is_carried_forward",
+        "calendar_date", "currency_code", "observed_date", "units_per_usd", "rate_to_usd",
+        "is_carried_forward",
     ]
 
 

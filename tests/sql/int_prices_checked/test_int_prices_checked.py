@@ -10,8 +10,10 @@ MLK_DAY = date(2024, 1, 15)  # NYSE closed, HKEX open
 SECURITIES = [
     {"symbol": "0700.HK", "security_type": "equity", "market_code": "XHKG", "exchange_code": "XHKG",
      "currency": "HKD"},
-    {"symbol": "BABA", "security_type": "adr", "market_code": "US", "exchange_code": "XNYS", "currency": "USD"},
-    {"symbol": "HKD=X", "security_type": "fx", "market_code": "FX", "exchange_code": "XOFF", "currency": "HKD"},
+    {"symbol": "BABA", "security_type": "adr", "market_code": "US", "exchange_code": "XNYS",
+     "currency": "USD"},
+    {"symbol": "HKD=X", "security_type": "fx", "market_code": "FX", "exchange_code": "XOFF",
+     "currency": "HKD"},
 ]
 # FX has no calendar: ref_session has no 'FX' rows at all.
 SESSIONS = [{"market_code": m, "session_date": d} for m in ("XHKG", "US") for d in (FRI, MON, TUE, WED)] + [
@@ -36,7 +38,8 @@ def checked(warehouse, bars):
 
 
 def test_clean_bars_have_no_reason_and_fx_weekdays_need_no_session(warehouse):
-    assert checked(warehouse, [bar("0700.HK", MON), bar("BABA", MON), bar("HKD=X", MON), bar("HKD=X", FRI)]) == [
+    bars = [bar("0700.HK", MON), bar("BABA", MON), bar("HKD=X", MON), bar("HKD=X", FRI)]
+    assert checked(warehouse, bars) == [
         ("0700.HK", MON, "equity", "XHKG", None),
         ("BABA", MON, "adr", "US", None),
         ("HKD=X", FRI, "fx", "FX", None),

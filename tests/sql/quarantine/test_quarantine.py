@@ -13,12 +13,15 @@ def test_rejected_rows_of_the_window_only(warehouse):
          "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "adj_close_vendor": None, "volume": 10.0,
          "source": "sample", "source_file": "f.csv", "rejection_reason": "non_positive_price"},
         {"symbol": "0700.HK", "bar_date": date(2024, 1, 9), "close": 1.5, "rejection_reason": None},
-        {"symbol": "0700.HK", "bar_date": date(2024, 1, 5), "close": None, "rejection_reason": "missing_close"},
+        {"symbol": "0700.HK", "bar_date": date(2024, 1, 5), "close": None,
+         "rejection_reason": "missing_close"},
     ])
     warehouse.table("int_corporate_action_checked", [
-        {"symbol": "0981.HK", "bar_date": date(2024, 1, 10), "action_type": "consolidation", "split_ratio": 0.1,
+        {"symbol": "0981.HK", "bar_date": date(2024, 1, 10), "action_type": "consolidation",
+         "split_ratio": 0.1,
          "source": "replay", "source_file": "0981.csv", "rejection_reason": "duplicate_split_repeat"},
-        {"symbol": "0981.HK", "bar_date": date(2024, 1, 9), "action_type": "consolidation", "split_ratio": 0.1,
+        {"symbol": "0981.HK", "bar_date": date(2024, 1, 9), "action_type": "consolidation",
+         "split_ratio": 0.1,
          "source": "replay", "source_file": "0981.csv", "rejection_reason": None},
     ])
     warehouse.run("quarantine")

@@ -20,13 +20,14 @@ def test_columns_are_snake_case_with_flags_last(warehouse):
     warehouse.table("landing_prices", [landed()])
     warehouse.run("stg_landing__prices")
     assert warehouse.columns("stg_landing__prices") == [
-        "symbol", "bar_date", "vendor_timestamp", "open", "high", "low", "close", "adj_close_vendor", "volume",
-        "dividends", "stock_splits", "is_vendor_adjusted", "source", "source_file", "run_id", "extracted_at",
-        "adj_close", "is_high_low_inverted", "is_zero_volume",
+        "symbol", "bar_date", "vendor_timestamp", "open", "high", "low", "close", "adj_close_vendor",
+        "volume", "dividends", "stock_splits", "is_vendor_adjusted", "source", "source_file", "run_id",
+        "extracted_at", "adj_close", "is_high_low_inverted", "is_zero_volume",
     ]
     assert warehouse.dicts("select * from stg_landing__prices") == [{
         "symbol": "0700.HK", "bar_date": MON, "vendor_timestamp": "2024-01-08 00:00:00+08:00",
-        "open": 300.0, "high": 305.0, "low": 298.0, "close": 302.0, "adj_close_vendor": 301.0, "volume": 1000.0,
+        "open": 300.0, "high": 305.0, "low": 298.0, "close": 302.0, "adj_close_vendor": 301.0,
+        "volume": 1000.0,
         "dividends": 0.0, "stock_splits": 0.0, "is_vendor_adjusted": False, "source": "sample",
         "source_file": None, "run_id": "r1", "extracted_at": datetime(2024, 1, 8, 10, tzinfo=UTC),
         "adj_close": 301.0, "is_high_low_inverted": False, "is_zero_volume": False,
@@ -34,7 +35,7 @@ def test_columns_are_snake_case_with_flags_last(warehouse):
 
 
 def test_a_bar_landed_by_two_runs_keeps_the_later_extraction(warehouse):
-    # given Monday landed by r1 and re-downloaded later by r2 (landed first in the table, to not rely on order),
+    # given Monday landed by r1 and re-downloaded later by r2 (r2 inserted first: order is not relied on),
     # Tuesday landed only by r1, and Wednesday landed twice with the same extracted_at
     same_time = datetime(2024, 1, 10, 10, tzinfo=UTC)
     warehouse.table("landing_prices", [

@@ -1,4 +1,4 @@
-"""stg_universe__securities: every universe listing, with the latest landed vendor metadata when there is some."""
+"""stg_universe__securities: every universe listing, with the latest landed vendor metadata if any."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ LISTINGS = [
 
 
 def metadata(symbol, hour, **info):
-    return {"symbol": symbol, "info": json.dumps(info), "extracted_at": datetime(2024, 1, 8, hour, tzinfo=UTC)}
+    return {"symbol": symbol, "info": json.dumps(info),
+            "extracted_at": datetime(2024, 1, 8, hour, tzinfo=UTC)}
 
 
 def test_latest_metadata_wins_and_a_listing_without_metadata_is_kept(warehouse):
