@@ -96,6 +96,22 @@ class Universe:
             if market is None or s.market == market or s.security_type == "fx"
         ]
 
+    @cached_property
+    def primary_symbol(self) -> dict[str, str]:
+        """company id -> its primary listing (the first equity or ADR listed): where company-level data comes from."""
+        out: dict[str, str] = {}
+        for listing in self.listings:
+            if listing.company_id and listing.security_type in ("equity", "adr"):
+                out.setdefault(listing.company_id, listing.symbol)
+        return out
+
+    def fundamentals_symbols(self, symbols: list[str]) -> tuple[list[str], list[str]]:
+        """(primary listings among symbols: shares and cash flow; ADRs among symbols: SEC filings)."""
+        primaries = set(self.primary_symbol.values())
+        shares = [s for s in symbols if s in primaries]
+        filings = [s for s in symbols if self.by_symbol[s].security_type == "adr"]
+        return shares, filings
+
     def market_of(self, symbol: str) -> str:
         return self.by_symbol[symbol].market
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -87,10 +88,58 @@ def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None
         "started_at": started.isoformat(),
         "extracted_at": extracted_at.isoformat(),
     }
+    if os.environ.get("ETL_FUNDAMENTALS", "on") != "off" and hasattr(source, "fetch_fundamentals"):
+        report["fundamentals"] = _extract_fundamentals(ctx, universe, source, out, extracted_at)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     for symbol, reason in sorted(result.missing.items()):
         log.warning("%s: no data for %s: %s", ctx.source, symbol, reason)
     return report
+
+
+FUNDAMENTALS = ("shares", "cashflow", "filings")
+
+
+def _extract_fundamentals(ctx: RunContext, universe: Universe, source, out: Path, extracted_at: datetime) -> dict:
+    """Shares, quarterly cash flow and SEC filings, kept long-format but with the vendor's own labels."""
+    share_symbols, filing_symbols = universe.fundamentals_symbols(ctx.symbols)
+    result = source.fetch_fundamentals(share_symbols, filing_symbols, ctx.start, ctx.end)
+    shares = [
+        pd.DataFrame({"symbol": symbol, "Date": [ts.isoformat(sep=" ") for ts in pd.DatetimeIndex(series.index)],
+                      "shares": pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")})
+        for symbol, series in result.shares.items() if series is not None and len(series)
+    ]
+    cashflow = []
+    for symbol, frame in result.cashflow.items():
+        if frame is None or frame.empty:
+            continue
+        long = frame.rename_axis("line_item").reset_index().melt(id_vars="line_item", var_name="period_end",
+                                                                  value_name="value")
+        long["period_end"] = pd.to_datetime(long["period_end"]).dt.date
+        long.insert(0, "symbol", symbol)
+        long["statement_currency"] = result.statement_currency.get(symbol)
+        cashflow.append(long)
+    filings = [
+        {"symbol": symbol, "filing_date": pd.Timestamp(f.get("date")).date() if f.get("date") else None,
+         "form_type": f.get("type"), "title": f.get("title"), "url": f.get("edgarUrl"),
+         "exhibits": json.dumps(f.get("exhibits") or {}, default=str)}
+        for symbol, items in result.filings.items() for f in items or []
+    ]
+    frames = {
+        "shares": pd.concat(shares, ignore_index=True) if shares else
+        pd.DataFrame(columns=["symbol", "Date", "shares"]),
+        "cashflow": pd.concat(cashflow, ignore_index=True) if cashflow else
+        pd.DataFrame(columns=["symbol", "line_item", "period_end", "value", "statement_currency"]),
+        "filings": pd.DataFrame(filings, columns=["symbol", "filing_date", "form_type", "title", "url", "exhibits"]),
+    }
+    counts = {}
+    for kind, frame in frames.items():
+        frame["market"] = [universe.market_of(s) for s in frame["symbol"]]
+        frame["extracted_at"] = extracted_at
+        frame.to_parquet(out / f"{kind}.parquet", index=False)
+        counts[kind] = int(len(frame))
+    for key, reason in sorted(result.missing.items()):
+        log.info("%s: no %s", key, reason)
+    return {"rows": counts, "missing": dict(sorted(result.missing.items())), "source_calls": int(result.calls)}
 
 
 def _copy_partitioned(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, dest: Path, run_id: str,
@@ -133,6 +182,17 @@ def land(ctx: RunContext, settings: Settings) -> dict:
     if len(metadata):
         meta_files = _copy_partitioned(con, metadata, settings.landing_dir / "metadata", ctx.run_id,
                                        ctx.work_dir(settings) / "tmp_metadata")
+    for kind in FUNDAMENTALS:
+        path = out / f"{kind}.parquet"
+        if not path.exists():
+            continue
+        frame = pd.read_parquet(path)
+        if len(frame):
+            frame.insert(0, "source", ctx.source)
+            frame["bar_date"] = ctx.end  # a snapshot as of the run's last market date
+            frame["run_id"] = ctx.run_id
+            meta_files += _copy_partitioned(con, frame, settings.landing_dir / kind, ctx.run_id,
+                                            ctx.work_dir(settings) / f"tmp_{kind}")
     con.close()
     return report | {"rows_landed": int(len(prices)), "files_landed": price_files + meta_files}
 

@@ -22,6 +22,7 @@ import duckdb
 
 from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
 from etl.config import Settings
+from etl.export import export
 
 KEEP_MANIFESTS = 10
 
@@ -33,6 +34,8 @@ class TableSpec:
     scope_column: str | None = None
     scope_sql: str | None = None
     monthly: bool = False
+    # for whole-file tables: the published rows this run replaces ({lo}/{hi}: the window's date keys)
+    replace_where: str | None = None
 
 
 TABLE_SPECS: dict[str, TableSpec] = {
@@ -44,7 +47,19 @@ TABLE_SPECS: dict[str, TableSpec] = {
     "fct_fx_rate": TableSpec("currency_code", "select currency_code from cand.ref_currency", monthly=True),
     "fct_daily_price": TableSpec("symbol", "select symbol from cand.run_symbols", monthly=True),
     "fct_corporate_action": TableSpec("symbol", "select symbol from cand.run_symbols", monthly=True),
+    "dim_event_type": TableSpec(),
+    # curated deals are re-derived whole by every run; vendor events for the run's listings and window
+    "fct_financing_event": TableSpec(replace_where=(
+        "origin = 'curated' or (symbol in (select symbol from cand.run_symbols) "
+        "and date_key between {lo} and {hi})")),
+    # a statement fetch restates the periods it returns, for the companies it covers
+    "fct_cash_flow_quarterly": TableSpec(replace_where=(
+        "(company_code, period_end_date_key) in "
+        "(select company_code, period_end_date_key from cand.fct_cash_flow_quarterly)")),
+    "fct_valuation_daily": TableSpec("symbol", "select symbol from cand.run_symbols", monthly=True),
 }
+# Marts published as views over the facts: (name, SQL file under sql/marts)
+VIEW_MARTS = ["mart_event_reaction", "mart_adr_parity"]
 
 
 def _months(start: date, end: date) -> list[tuple[str, int, int]]:
@@ -138,11 +153,15 @@ class Store:
                             parts.pop("empty")
                     else:
                         old = parts.get("all")
-                        keep = (
-                            f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
-                            f"where {spec.scope_column} not in ({spec.scope_sql}) union all by name "
-                            if old and spec.scope_column else ""
-                        )
+                        if old and spec.replace_where:
+                            where = spec.replace_where.format(lo=_date_key(start), hi=_date_key(end))
+                            keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
+                                    f"where not ({where}) union all by name ")
+                        elif old and spec.scope_column:
+                            keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
+                                    f"where {spec.scope_column} not in ({spec.scope_sql}) union all by name ")
+                        else:
+                            keep = ""
                         rel = f"{table}/{version}.parquet"
                         self._write(con, f"{keep}select * from cand.{table}", rel, allow_empty=True)
                         parts["all"] = rel
@@ -158,8 +177,9 @@ class Store:
             }
             self._commit_manifest(new_manifest)
             self.build_views(new_manifest)
+            exported = export(self.settings, new_manifest)  # Parquet export for non-DuckDB tools (etl/export.py)
             self.gc()
-            return {"seq": seq, "files_written": written}
+            return {"seq": seq, "files_written": written, "export": exported["path"]}
 
     def _write(self, con: duckdb.DuckDBPyConnection, query: str, rel: str, order: str | None = None,
                allow_empty: bool = False) -> bool:
@@ -202,6 +222,12 @@ class Store:
                 con.execute(
                     f"create view {table} as select * from read_parquet([{files}], hive_partitioning=false)"
                 )
+            from etl.transform import model_sql
+
+            views = [v for v in VIEW_MARTS if {"fct_daily_price", "dim_security"} <= set(manifest["tables"])
+                     and "fct_financing_event" in manifest["tables"]]
+            for view in views:
+                con.execute(f"create view {view} as {model_sql('marts/' + view)}")
             for table in AUDIT_SCHEMAS:
                 pattern = audit_dir(self.root, table) / "*.parquet"
                 con.execute(

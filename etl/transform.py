@@ -43,7 +43,27 @@ MODELS = [
     "marts/fct_corporate_action",
     "audit/quarantine",
 ]
-MART_TABLES = [m.split("/")[1] for m in MODELS if m.startswith("marts/")]
+# Financing events read what the core built plus what is already published (rates, listings, dividends).
+EVENT_MODELS = [
+    "staging/stg_landing__shares",
+    "staging/stg_landing__cash_flow",
+    "staging/stg_landing__filings",
+    "staging/stg_curated__financing_events",
+    "intermediate/int_known_fx_rate",
+    "intermediate/int_known_security",
+    "intermediate/int_financing_events_unioned",
+    "marts/dim_event_type",
+    "marts/fct_financing_event",
+    "marts/fct_cash_flow_quarterly",
+    "marts/fct_valuation_daily",
+    "marts/mart_event_reaction",
+    "marts/mart_adr_parity",
+]
+# Marts published as views over the facts (computed at read time, so late prices fill them in); the
+# candidate still materialises them so the gate validates their output on the run's data.
+VIEW_MARTS = ["mart_event_reaction", "mart_adr_parity"]
+MART_TABLES = [m.split("/")[1] for m in MODELS + EVENT_MODELS
+               if m.startswith("marts/") and m.split("/")[1] not in VIEW_MARTS]
 
 
 class TransformError(RuntimeError):
@@ -83,11 +103,22 @@ def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
         [{"exchange_code": mic, "exchange_name": e["name"], "market_code": e["market"],
           "timezone": e["timezone"], "country_code": e.get("country")} for mic, e in universe.exchanges.items()]
     )
+    exchange["benchmark_symbol"] = exchange["market_code"].map(universe.benchmarks).astype("string")
     currency = pd.DataFrame(
         [{"currency_code": code, "currency_name": c["name"], "fx_symbol": c.get("fx_symbol")}
          for code, c in universe.currencies.items()]
     )
-    return {"ref_listing": listing, "ref_company": company, "ref_exchange": exchange, "ref_currency": currency}
+    from etl.events import load_curated_events, load_event_types
+    from etl.sources.base import CASH_FLOW_ITEMS
+
+    event_types = load_event_types()
+    return {
+        "ref_listing": listing, "ref_company": company, "ref_exchange": exchange, "ref_currency": currency,
+        "ref_event_type": event_types,
+        "ref_curated_event": load_curated_events(universe, event_types=event_types),
+        "ref_cash_flow_item": pd.DataFrame({"line_item": list(CASH_FLOW_ITEMS),
+                                            "flow_type": list(CASH_FLOW_ITEMS.values())}),
+    }
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], empty_sql: str) -> None:
@@ -100,6 +131,24 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], e
 
 def model_sql(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text()
+
+
+FUNDAMENTALS_EMPTY = {
+    "shares": "cast(null as varchar) as symbol, cast(null as varchar) as \"Date\", cast(null as double) as shares",
+    "cashflow": "cast(null as varchar) as symbol, cast(null as varchar) as line_item, cast(null as date) as period_end, "
+                "cast(null as double) as value, cast(null as varchar) as statement_currency",
+    "filings": "cast(null as varchar) as symbol, cast(null as date) as filing_date, cast(null as varchar) as form_type, "
+               "cast(null as varchar) as title, cast(null as varchar) as url",
+}
+
+
+def _run_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
+    for model in models:
+        name = model.split("/")[1]
+        try:
+            con.execute(f"create or replace table {name} as {model_sql(model)}")
+        except duckdb.Error as exc:
+            raise TransformError(f"model {model}.sql failed: {exc}") from exc
 
 
 def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
@@ -146,9 +195,13 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
         _parquet_view(con, "landing_prices", price_files, "select * from (values (1)) where false")
         _parquet_view(
             con, "landing_metadata", meta_files,
-            "select cast(null as varchar) as symbol, cast(null as varchar) as info, "
-            "cast(null as timestamptz) as extracted_at where false",
+            "select cast(null as varchar) as symbol, cast(null as varchar) as info, cast(null as varchar) as source, "
+            "cast(null as date) as bar_date, cast(null as timestamptz) as extracted_at where false",
         )
+        for kind, empty in FUNDAMENTALS_EMPTY.items():
+            files = landed_files(settings, kind, ctx.source, markets, ctx.start, ctx.end)
+            _parquet_view(con, f"landing_{kind}", files, f"select {empty}, cast(null as varchar) as source, "
+                          "cast(null as varchar) as run_id, cast(null as timestamptz) as extracted_at where false")
         published = Store(settings).current_files("dim_security")
         if published:
             listed = ", ".join(f"'{f}'" for f in published)
@@ -156,19 +209,20 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
                         f"from read_parquet([{listed}], union_by_name=true)")
         else:
             con.execute(
-                "create table published_dim_security (symbol varchar, company_id varchar, "
+                "create table published_dim_security (symbol varchar, company_id varchar, security_key bigint, "
+                "company_key bigint, "
                 "exchange_code varchar, currency_code varchar, security_type varchar, adr_ratio double, "
                 "underlying_symbol varchar, market_code varchar, security_name varchar, vendor_name varchar, "
                 "vendor_sector varchar, attribute_hash varchar, valid_from date, valid_to date, "
                 "is_current boolean)"
             )
-        for model in MODELS:
-            name = model.split("/")[1]
-            try:
-                con.execute(f"create or replace table {name} as {model_sql(model)}")
-            except duckdb.Error as exc:
-                raise TransformError(f"model {model}.sql failed: {exc}") from exc
-        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in [*MART_TABLES, "quarantine"]}
+        _run_models(con, MODELS)
+        store = Store(settings)
+        for table in ("fct_fx_rate", "fct_corporate_action"):
+            _parquet_view(con, f"published_{table}", store.current_files(table), f"select * from {table} where false")
+        _run_models(con, EVENT_MODELS)
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
+                  for t in [*MART_TABLES, *VIEW_MARTS, "quarantine"]}
         con.execute("checkpoint")
     finally:
         con.close()

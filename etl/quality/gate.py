@@ -30,6 +30,12 @@ EXAMPLE_COLUMNS = {
     "fct_daily_price": ["symbol", "date_key"],
     "fct_fx_rate": ["currency_code", "date_key"],
     "fct_corporate_action": ["symbol", "date_key", "action_type"],
+    "dim_event_type": ["event_type_code"],
+    "fct_financing_event": ["company_code", "symbol", "date_key", "event_type_code"],
+    "fct_cash_flow_quarterly": ["company_code", "period_end_date_key", "flow_type"],
+    "fct_valuation_daily": ["symbol", "date_key"],
+    "mart_event_reaction": ["symbol", "date_key", "event_type_code"],
+    "mart_adr_parity": ["adr_symbol", "date_key"],
 }
 
 # (table, name, severity, query returning offending rows)
@@ -64,6 +70,30 @@ INVARIANTS = [
     ("dim_security", "no_overlapping_versions", "error",
      "select a.symbol from dim_security a join dim_security b on a.symbol = b.symbol "
      "and a.security_key < b.security_key and a.valid_from <= b.valid_to and b.valid_from <= a.valid_to"),
+    ("fct_financing_event", "ri_company", "error",
+     "select company_code, symbol, date_key from fct_financing_event "
+     "where company_key not in (select company_key from dim_company)"),
+    ("fct_financing_event", "ri_event_type", "error",
+     "select event_type_code, date_key from fct_financing_event "
+     "where event_type_key not in (select event_type_key from dim_event_type)"),
+    ("fct_financing_event", "ri_security", "error",
+     "select symbol, date_key from fct_financing_event where security_key is not null "
+     "and security_key not in (select security_key from int_known_security)"),
+    ("fct_financing_event", "usd_is_local_times_rate", "error",
+     "select symbol, date_key, amount_local, fx_rate_to_usd, amount_usd from fct_financing_event "
+     "where amount_usd is not null and abs(amount_usd - amount_local * fx_rate_to_usd) > 1e-6 * abs(amount_local)"),
+    ("fct_financing_event", "curated_deal_on_its_listing", "error",
+     "select e.curated_event_id, e.symbol from fct_financing_event e join ref_listing l using (symbol) "
+     "where e.origin = 'curated' and l.company_id <> e.company_code"),
+    ("fct_cash_flow_quarterly", "ri_company", "error",
+     "select company_code, period_end_date_key from fct_cash_flow_quarterly "
+     "where company_key not in (select company_key from dim_company)"),
+    ("fct_cash_flow_quarterly", "usd_is_local_times_rate", "error",
+     "select company_code, period_end_date_key, flow_type from fct_cash_flow_quarterly "
+     "where amount_usd is not null and abs(amount_usd - amount_local * fx_rate_to_usd) > 1e-6 * abs(amount_local)"),
+    ("fct_valuation_daily", "ri_security", "error",
+     "select symbol, date_key from fct_valuation_daily "
+     "where security_key not in (select security_key from dim_security)"),
     ("quarantine", "no_quarantined_rows", "warning", "select table_name, symbol, bar_date, reason from quarantine"),
 ]
 

@@ -14,6 +14,9 @@ from great_expectations.expectations.row_conditions import Column
 SOURCES = ["sample", "replay", "yfinance"]
 SECURITY_TYPES = ["equity", "adr", "index", "etf", "fx"]
 WARNING = {"severity": "warning"}
+EVENT_CATEGORIES = ["capital_raised", "capital_returned", "corporate_action", "disclosure"]
+EVENT_ORIGINS = ["vendor_actions", "vendor_shares", "vendor_filings", "curated"]
+CASH_FLOW_TYPES = ["debt_issuance", "debt_repayment", "equity_issuance", "equity_repurchase", "capital_expenditure"]
 
 
 def _key(*columns: str) -> list:
@@ -85,6 +88,55 @@ def suite_definitions(currencies: list[str]) -> dict[str, list]:
             _positive("rate_to_usd"),
             gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
             gxe.ExpectColumnValuesToBeBetween(column="rate_to_usd", min_value=0.0001, max_value=10, meta=WARNING),
+        ],
+        "dim_event_type": [
+            *_key("event_type_key"),
+            gxe.ExpectColumnValuesToBeUnique(column="event_type_code"),
+            gxe.ExpectColumnValuesToBeInSet(column="category", value_set=EVENT_CATEGORIES),
+        ],
+        "fct_financing_event": [
+            *_key("event_key"),
+            gxe.ExpectColumnValuesToNotBeNull(column="company_key"),
+            gxe.ExpectColumnValuesToNotBeNull(column="date_key"),
+            gxe.ExpectColumnValuesToBeInSet(column="origin", value_set=EVENT_ORIGINS),
+            gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
+            _positive("amount_local", row_condition=Column("origin") == "curated"),
+            gxe.ExpectColumnValuesToNotBeNull(column="source_reference"),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="amount_usd", row_condition=Column("origin") == "curated",
+                meta={**WARNING, "why": "a deal dated before the loaded FX history has no USD amount yet"},
+            ),
+        ],
+        "fct_cash_flow_quarterly": [
+            *_key("company_key", "period_end_date_key", "flow_type"),
+            gxe.ExpectColumnValuesToBeInSet(column="flow_type", value_set=CASH_FLOW_TYPES),
+            gxe.ExpectColumnValuesToBeInSet(column="currency_code", value_set=currencies),
+            gxe.ExpectColumnValuesToNotBeNull(column="amount_local"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="amount_local", max_value=0, row_condition=Column("flow_type") == "capital_expenditure",
+                meta={**WARNING, "why": "capex is reported as an outflow (negative)"},
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(column="amount_usd", meta=WARNING),
+        ],
+        "fct_valuation_daily": [
+            *_key("security_key", "date_key"),
+            _positive("market_cap_local", meta=WARNING),
+            _positive("shares_outstanding", meta=WARNING),
+            gxe.ExpectColumnValuesToBeBetween(column="trailing_pe", min_value=-1000, max_value=10000, meta=WARNING),
+            gxe.ExpectColumnValuesToBeBetween(column="forward_pe", min_value=-1000, max_value=10000, meta=WARNING),
+        ],
+        "mart_event_reaction": [
+            *_key("event_key"),
+            gxe.ExpectColumnValuesToBeBetween(column="event_day_return", min_value=-0.9, max_value=5, meta=WARNING),
+            gxe.ExpectColumnValuesToBeBetween(column="return_5d", min_value=-0.95, max_value=10, meta=WARNING),
+        ],
+        "mart_adr_parity": [
+            *_key("adr_symbol", "date_key"),
+            _positive("adr_ratio"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="premium_pct", min_value=-0.25, max_value=0.25,
+                meta={**WARNING, "why": "a premium beyond 25% usually means a wrong ADR ratio or FX rate"},
+            ),
         ],
         "fct_corporate_action": [
             *_key("security_key", "date_key", "action_type"),

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from etl.config import Universe
-from etl.sources.base import RAW_COLUMNS, FetchResult, SourceError
+from etl.sources.base import RAW_COLUMNS, FetchResult, FundamentalsResult, SourceError
 
 DATE_HEADERS = ("Date", "Datetime")
 REQUIRED_PRICE_COLUMNS = ("Open", "High", "Low", "Close")
@@ -41,6 +41,16 @@ class ReplaySource:
     def __init__(self, universe: Universe, replay_dir: Path) -> None:
         self.universe = universe
         self.replay_dir = Path(replay_dir)
+
+    def fetch_fundamentals(self, share_symbols: list[str], filing_symbols: list[str], start: date, end: date
+                           ) -> FundamentalsResult:
+        """Replay files are price histories only: every fundamentals request is reported as missing."""
+        result = FundamentalsResult()
+        for symbol in share_symbols:
+            result.missing[f"{symbol}:fundamentals"] = "replay files carry no shares, cash flow or filings"
+        for symbol in filing_symbols:
+            result.missing[f"{symbol}:filings"] = "replay files carry no SEC filings"
+        return result
 
     def fetch(self, symbols: list[str], start: date, end: date) -> FetchResult:
         """Bars with start <= local market date <= end for each requested symbol that has a replay file."""

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from etl.config import Listing, Universe
-from etl.sources.base import RAW_COLUMNS, FetchResult
+from etl.sources.base import RAW_COLUMNS, FetchResult, FundamentalsResult
 
 ANCHOR_DATE = date(2025, 9, 1)
 
@@ -192,8 +192,34 @@ class SampleSource:
                 continue
             result.frames[symbol] = frame
             result.frame_info[symbol] = {"auto_adjusted": False}
-            result.metadata[symbol] = self._metadata(listing)
+            result.metadata[symbol] = self._metadata(listing) | self._valuation(listing, frame, end)
         return result
+
+    def _valuation(self, listing: Listing, frame: pd.DataFrame, end: date) -> dict:
+        """Ticker.info valuation fields as of the window's last bar (equities and ADRs only)."""
+        if listing.security_type not in ("equity", "adr"):
+            return {}
+        from etl.sources.sample_fundamentals import _unit, shares_series
+
+        home = listing.underlying or listing.symbol
+        shares = float(shares_series(self.universe, home, end - pd.Timedelta(days=7), end).iloc[-1])
+        if listing.adr_ratio:
+            shares /= listing.adr_ratio  # Yahoo quotes ADR shares outstanding in ADS
+        trailing = 8 + 30 * _unit("pe", listing.symbol, end)
+        return {
+            "marketCap": round(float(frame["Close"].iloc[-1]) * shares),
+            "sharesOutstanding": round(shares),
+            "trailingPE": round(trailing, 2),
+            "forwardPE": round(trailing * (0.7 + 0.2 * _unit("fpe", listing.symbol, end)), 2),
+            "financialCurrency": "CNY",
+        }
+
+    def fetch_fundamentals(self, share_symbols: list[str], filing_symbols: list[str], start: date, end: date
+                           ) -> FundamentalsResult:
+        """Synthetic shares outstanding, quarterly cash flow and SEC filings (see sample_fundamentals)."""
+        from etl.sources import sample_fundamentals
+
+        return sample_fundamentals.fetch_fundamentals(self.universe, share_symbols, filing_symbols, start, end)
 
     # -- frames -------------------------------------------------------------------------------------
 

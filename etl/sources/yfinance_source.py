@@ -17,13 +17,16 @@ import yfinance as yf
 from yfinance.exceptions import YFDataException, YFException, YFRateLimitError
 
 from etl.config import Universe
-from etl.sources.base import METADATA_FIELDS, FetchResult, SourceError
+from etl.sources.base import METADATA_FIELDS, FetchResult, FundamentalsResult, SourceError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_INTERVAL = 0.5
 MIN_INTERVAL_ENV = "ETL_YF_MIN_INTERVAL"
 UNREACHABLE = "Yahoo Finance is unreachable"
+# Shares outstanding are fetched from this long before the window, so the count in force on its first day is known.
+SHARES_LOOKBACK = timedelta(days=120)
+NO_FILINGS = "no SEC filings from Yahoo"
 
 T = TypeVar("T")
 
@@ -156,6 +159,8 @@ class YFinanceSource:
         # Cumulative over this object's life, so a benchmark can report calls per security.
         self.calls_by_kind: Counter[str] = Counter()
         self.calls_by_symbol: Counter[str] = Counter()
+        # Ticker.info cut to METADATA_FIELDS per symbol, so fetch_fundamentals reuses what fetch() already got.
+        self._info_cache: dict[str, dict] = {}
 
     def _live_ticker(self, symbol: str) -> yf.Ticker:
         """yf.Ticker on the counting session (yfinance keeps one session per process, the last one given)."""
@@ -247,8 +252,121 @@ class YFinanceSource:
             log.warning("yfinance: %s metadata failed: %s", symbol, reason)
             return
         result.metadata[symbol] = {k: info[k] for k in METADATA_FIELDS if info.get(k) not in (None, "")}
+        self._info_cache[symbol] = result.metadata[symbol]
 
-    def _call(self, kind: str, symbol: str, result: FetchResult, fn: Callable[[], T]) -> T:
+    def fetch_fundamentals(
+        self, share_symbols: list[str], filing_symbols: list[str], start: date, end: date
+    ) -> FundamentalsResult:
+        """Shares outstanding (start - 120 days .. end) and quarterly cash flow (with the statement currency)
+        for share_symbols, SEC filings for filing_symbols, each as yfinance returns it.
+
+        What Yahoo has not got is in result.missing under "<symbol>:<kind>" (shares, cashflow,
+        statement_currency, filings) with the reason; an outage or a rate limit past the retries stops the
+        whole fetch with SourceError, as in fetch().
+        """
+        if end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        result = FundamentalsResult()
+        symbols = list(dict.fromkeys([*share_symbols, *filing_symbols]))
+        tickers: dict[str, Any] = {}
+
+        def where(symbol: str) -> str:
+            return f"symbol {symbols.index(symbol) + 1} of {len(symbols)}"
+
+        def ticker_for(symbol: str) -> Any:
+            if symbol not in tickers:
+                tickers[symbol] = self.ticker_factory(symbol)
+            return tickers[symbol]
+
+        with yfinance_raises():
+            for symbol in dict.fromkeys(share_symbols):
+                ticker = ticker_for(symbol)
+                shares = self._fundamental(
+                    "shares",
+                    symbol,
+                    where(symbol),
+                    result,
+                    lambda t=ticker: t.get_shares_full(
+                        start=start - SHARES_LOOKBACK,
+                        end=end + timedelta(days=1),  # yfinance's end is exclusive
+                    ),
+                )
+                if shares is not None and len(shares) > 0:
+                    result.shares[symbol] = shares
+                else:
+                    result.missing.setdefault(f"{symbol}:shares", "no shares outstanding from Yahoo")
+                cashflow = self._fundamental(
+                    "cashflow", symbol, where(symbol), result, lambda t=ticker: t.quarterly_cashflow
+                )
+                if cashflow is not None and not cashflow.empty:
+                    result.cashflow[symbol] = cashflow
+                    self._statement_currency(ticker, symbol, where(symbol), result)
+                else:
+                    result.missing.setdefault(f"{symbol}:cashflow", "empty quarterly cash flow from Yahoo")
+            for symbol in dict.fromkeys(filing_symbols):
+                ticker = ticker_for(symbol)
+                filings = self._fundamental("filings", symbol, where(symbol), result, lambda t=ticker: t.sec_filings)
+                if filings:
+                    result.filings[symbol] = filings
+                else:
+                    result.missing.setdefault(f"{symbol}:filings", NO_FILINGS)
+        return result
+
+    def _statement_currency(self, ticker: Any, symbol: str, where: str, result: FundamentalsResult) -> None:
+        """Ticker.info financialCurrency: from what fetch() already got for the symbol, else one info call."""
+        info = self._info_cache.get(symbol)
+        if info is None:
+            raw = self._fundamental(
+                "info", symbol, where, result, lambda: ticker.info, missing_key="statement_currency", optional=True
+            )
+            if raw is None:
+                return
+            info = {k: raw[k] for k in METADATA_FIELDS if raw.get(k) not in (None, "")}
+            self._info_cache[symbol] = info
+        currency = info.get("financialCurrency")
+        if currency:
+            result.statement_currency[symbol] = currency
+        else:
+            result.missing[f"{symbol}:statement_currency"] = "no financialCurrency in Ticker.info"
+
+    def _fundamental(
+        self,
+        kind: str,
+        symbol: str,
+        where: str,
+        result: FundamentalsResult,
+        fn: Callable[[], T],
+        *,
+        missing_key: str | None = None,
+        optional: bool = False,
+    ) -> T | None:
+        """One throttled, retried, counted call; None with the reason in result.missing["<symbol>:<kind>"].
+
+        An outage always raises SourceError; a rate limit past the retries does too unless `optional`.
+        """
+        key = f"{symbol}:{missing_key or kind}"
+        try:
+            return self._call(kind, symbol, result, fn)
+        except SourceError as exc:  # rate-limited max_attempts times
+            if not optional:
+                raise
+            reason = str(exc)
+        except Exception as exc:
+            if is_network_error(exc):
+                raise SourceError(
+                    f"{UNREACHABLE} (fetching {kind} for {symbol}, {where}: {type(exc).__name__}: {exc}); "
+                    "stopped the whole fundamentals fetch, no fallback to offline data"
+                ) from exc
+            if kind == "filings" and isinstance(exc, KeyError) and exc.args[:1] in (("secFilings",), ("filings",)):
+                # yfinance indexes quoteSummary.result[0].secFilings.filings: an answer without them
+                reason = NO_FILINGS
+            else:
+                reason = self._reason(kind, exc)
+        result.missing[key] = reason
+        log.warning("yfinance: %s missing: %s", key, reason)
+        return None
+
+    def _call(self, kind: str, symbol: str, result: FetchResult | FundamentalsResult, fn: Callable[[], T]) -> T:
         """Run one Yahoo call, throttled and counted; back off and retry while Yahoo rate-limits."""
         for attempt in range(1, self.max_attempts + 1):
             self._throttle()

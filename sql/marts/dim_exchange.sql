@@ -12,7 +12,9 @@ final as (
         exchange_name,
         market_code,
         timezone,
-        country_code
+        country_code,
+        -- the index event studies compare this exchange's listings with
+        benchmark_symbol
     from exchanges
 )
 

@@ -21,7 +21,7 @@ typed as (
         cast("Stock Splits" as double) as stock_splits,
         coalesce(auto_adjusted, false) as is_vendor_adjusted,
         source,
-        source_file,
+        cast(source_file as varchar) as source_file,
         run_id,
         extracted_at
     from landed

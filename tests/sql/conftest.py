@@ -105,6 +105,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "landing_metadata": {
         "symbol": "varchar",
         "info": "varchar",
+        "source": "varchar",
+        "bar_date": "date",
         "extracted_at": "timestamp with time zone",
     },
     "ref_listing": LISTING_COLUMNS,
@@ -115,6 +117,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "market_code": "varchar",
         "timezone": "varchar",
         "country_code": "varchar",
+        "benchmark_symbol": "varchar",
     },
     "ref_currency": {"currency_code": "varchar", "currency_name": "varchar", "fx_symbol": "varchar"},
     "ref_session": {"market_code": "varchar", "session_date": "date"},
@@ -123,6 +126,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "published_dim_security": {
         "symbol": "varchar",
         "company_id": "varchar",
+        "security_key": "bigint",
+        "company_key": "bigint",
         "exchange_code": "varchar",
         "currency_code": "varchar",
         "security_type": "varchar",

@@ -221,7 +221,8 @@ def test_fx_barely_moves_and_has_no_weekend_bars(long_history) -> None:
 
 
 def test_metadata_comes_from_the_universe(september) -> None:
-    assert september.metadata["0700.HK"] == {
+    tencent = september.metadata["0700.HK"]
+    assert {k: tencent[k] for k in ("longName", "shortName", "exchange", "currency", "quoteType", "sector")} == {
         "longName": "Tencent Holdings Ltd",
         "shortName": "Tencent Holdings Ltd",
         "exchange": "XHKG",
@@ -229,6 +230,11 @@ def test_metadata_comes_from_the_universe(september) -> None:
         "quoteType": "EQUITY",
         "sector": "Communication Services",
     }
+    # the valuation snapshot: market cap is the window's last close times shares outstanding
+    close = september.frames["0700.HK"]["Close"].iloc[-1]
+    assert tencent["marketCap"] == round(close * tencent["sharesOutstanding"])
+    assert 0 < tencent["forwardPE"] < tencent["trailingPE"]
+    assert "marketCap" not in september.metadata["^HSI"]
     assert september.metadata["^HSI"]["quoteType"] == "INDEX"
     assert september.metadata["^HSI"]["longName"] == "Hang Seng Index"
     assert "sector" not in september.metadata["^HSI"]

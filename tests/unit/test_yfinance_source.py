@@ -330,7 +330,10 @@ def test_metadata_is_cut_to_the_known_fields():
         "sector": "Consumer Cyclical",
         "industry": "Internet Retail",
         "marketCap": 300e9,
+        "sharesOutstanding": 2.3e9,
         "trailingPE": 12.3,
+        "forwardPE": 9.8,
+        "financialCurrency": "CNY",
         "companyOfficers": [{"name": "Eddie Wu"}],
     }
     tickers = {
@@ -340,6 +343,7 @@ def test_metadata_is_cut_to_the_known_fields():
     result = source(tickers).fetch(["BABA", "QQQ"], date(2025, 1, 6), date(2025, 1, 10))
 
     assert result.metadata["BABA"] == {k: info[k] for k in METADATA_FIELDS}
+    assert "companyOfficers" not in result.metadata["BABA"]
     assert result.metadata["QQQ"] == {"longName": "Invesco QQQ Trust"}  # absent/None fields are left out
 
 

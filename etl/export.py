@@ -1,0 +1,139 @@
+"""Parquet export of the published warehouse for tools that do not speak DuckDB (Spark, pandas, Power BI, ...).
+
+Layout, under ETL_DATA_DIR/export/:
+
+    current -> v000012/                      symlink, switched atomically after each publish
+    v000012/_export.json                     manifest seq, run, tables, files and row counts
+    v000012/fct_daily_price/month=2025-09/data.parquet
+    v000012/dim_security/data.parquet
+    v000012/run_log/data.parquet             audit tables, one compacted file each
+
+The store's Parquet files are immutable and named by the manifest, so an export is a new directory of hard
+links to the current manifest's files (no data is copied; a copy only where hard links are impossible, e.g.
+another filesystem). Audit tables are many small append-only files; they are compacted into one file each.
+The directory is built under a temporary name, renamed, and only then does `current` switch, so a reader never
+sees half an export. The last KEEP_EXPORTS directories are kept for readers that resolved `current` earlier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from etl.audit import AUDIT_SCHEMAS, audit_dir
+from etl.config import Settings
+
+KEEP_EXPORTS = 3
+CURRENT = "current"
+MANIFEST_FILE = "_export.json"
+
+
+def export_dir(settings: Settings) -> Path:
+    return settings.data_dir / "export"
+
+
+def _link_or_copy(source: Path, target: Path) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return "link"
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copy2(source, target)
+        return "copy"
+
+
+def _version_name(root: Path, seq: int) -> str:
+    """v<seq>, or v<seq>-<n> when that manifest was already exported (a forced re-export)."""
+    name, n = f"v{seq:06d}", 1
+    while (root / name).exists():
+        name, n = f"v{seq:06d}-{n}", n + 1
+    return name
+
+
+def _sort_key(path: Path) -> tuple[int, int]:
+    seq, _, n = path.name[1:].partition("-")
+    return int(seq), int(n or 0)
+
+
+def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EXPORTS) -> dict:
+    """Export the manifest's tables (default: the current one) and switch export/current to it."""
+    from etl.store import Store
+
+    store = Store(settings)
+    manifest = manifest or store.current()
+    root = export_dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    name = _version_name(root, manifest["seq"])
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tables: dict[str, dict] = {}
+    modes: set[str] = set()
+    try:
+        for table, parts in sorted(manifest["tables"].items()):
+            files, rows = [], 0
+            for part, rel in sorted(parts.items()):
+                source = store.root / rel
+                target = (tmp / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
+                          else tmp / table / "data.parquet")
+                modes.add(_link_or_copy(source, target))
+                files.append(str(target.relative_to(tmp)))
+                rows += pq.read_metadata(target).num_rows
+            tables[table] = {"files": files, "rows": rows, "partitioned_by": "month" if files and
+                             "month=" in files[0] else None}
+        con = duckdb.connect()
+        try:
+            for table in AUDIT_SCHEMAS:
+                target = tmp / table / "data.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                pattern = audit_dir(store.root, table) / "*.parquet"
+                con.execute(f"copy (select * from read_parquet('{pattern}', union_by_name=true, "
+                            f"hive_partitioning=false)) to '{target}' (format parquet, compression zstd)")
+                tables[table] = {"files": [str(target.relative_to(tmp))], "rows": pq.read_metadata(target).num_rows,
+                                 "partitioned_by": None}
+        finally:
+            con.close()
+        info = {
+            "manifest_seq": manifest["seq"],
+            "run_id": manifest.get("run_id"),
+            "published_at": manifest.get("published_at"),
+            "exported_at": datetime.now(UTC).isoformat(),
+            "tables": tables,
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
+        tmp.rename(root / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = root / f".tmp-{CURRENT}-{os.getpid()}"
+    pointer.unlink(missing_ok=True)
+    pointer.symlink_to(name, target_is_directory=True)
+    pointer.replace(root / CURRENT)  # the switch: rename over the old symlink is atomic
+    removed = gc(settings, keep)
+    return {"path": str(root / name), "current": str(root / CURRENT), "tables": len(tables),
+            "files": sum(len(t["files"]) for t in tables.values()), "mode": sorted(modes) or ["link"],
+            "removed": removed}
+
+
+def gc(settings: Settings, keep: int = KEEP_EXPORTS) -> list[str]:
+    """Remove export directories beyond the last `keep` (never the current one) and stale temporaries."""
+    root = export_dir(settings)
+    current = (root / CURRENT).resolve() if (root / CURRENT).exists() else None
+    versions = sorted((p for p in root.glob("v*") if p.is_dir() and not p.is_symlink()), key=_sort_key)
+    removed = []
+    for path in versions[:-keep] if keep else versions:
+        if path.resolve() != current:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    for path in root.glob(".tmp-*"):
+        if not str(path.name).endswith(f"-{os.getpid()}"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return removed
