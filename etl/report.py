@@ -51,10 +51,10 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(lo / step) * step
-    ticks, value = [], first
-    while value <= hi + step * 0.5:
-        ticks.append(round(value, 10))
+    ticks, value = [first], first
+    while value < hi - step * 1e-9:
         value += step
+        ticks.append(round(value, 10))
     return ticks
 
 
@@ -150,7 +150,7 @@ def bar_chart(chart_id: str, title: str, items: list[tuple[str, float]], unit: s
     left, right, top, row = 150, 70, 34, 22
     height = top + row * len(items) + 30
     plot_w = width - left - right
-    bound = max(abs(v) for _, v in items) or 1
+    bound = 1.3 * max(abs(v) for _, v in items) or 1  # room for the value labels
     ticks = _nice_ticks(-bound, bound)
     lo, hi = ticks[0], ticks[-1]
 
@@ -185,7 +185,7 @@ def timeline(chart_id: str, title: str, events: list[dict], start: date, end: da
     if not events:
         return _empty(chart_id, title, f"no financing events between {start} and {end}")
     lanes = sorted({e["lane"] for e in events})
-    left, right, top, row = 110, 30, 34, 24
+    left, right, top, row = 110, 90, 34, 34
     height = top + row * len(lanes) + 34
     plot_w = width - left - right
     span = max((end - start).days, 1)
@@ -206,6 +206,7 @@ def timeline(chart_id: str, title: str, events: list[dict], start: date, end: da
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{ly:.0f}" y2="{ly:.0f}" stroke="#ccc"/>')
         parts.append(f'<text x="{left - 8}" y="{ly + 4:.0f}" text-anchor="end" fill="#222">{_esc(lane)}</text>')
     colors = {"dividend": "#1f77b4", "split": "#ff7f0e"}
+    label_end: dict[str, float] = {}  # per lane, where the last label above the line ends
     for e in sorted(events, key=lambda e: (e["date"], e["lane"])):
         cx, cy = x(e["date"]), top + lanes.index(e["lane"]) * row + row / 2
         kind = e["kind"]
@@ -219,7 +220,11 @@ def timeline(chart_id: str, title: str, events: list[dict], start: date, end: da
             shape = f'<rect x="{cx - 6:.1f}" y="{cy - 6:.1f}" width="12" height="12" fill="{color}"/>'
         parts.append(f'<g class="event" data-kind="{_esc(kind)}"><title>{_esc(e["date"])} {_esc(e["lane"])}: '
                      f'{_esc(e["label"])}</title>{shape}</g>')
-        parts.append(f'<text x="{cx + 9:.1f}" y="{cy - 6:.1f}" fill="#333" font-size="10">{_esc(e["short"])}</text>')
+        above = cx + 9 >= label_end.get(e["lane"], -1.0)
+        if above:
+            label_end[e["lane"]] = cx + 9 + 6 * len(e["short"])
+        parts.append(f'<text x="{cx + 9:.1f}" y="{cy - 7 if above else cy + 15:.1f}" fill="#333" '
+                     f'font-size="10">{_esc(e["short"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -401,8 +406,9 @@ def render(data: ReportData) -> str:
          "short": r.description.replace(" per share", "")}
         for r in data.events.itertuples()
     ]
+    first_session = min((d for values in data.performance.values() for d, _ in values), default=data.start)
     events_svg = timeline("chart-financing-events", "Financing events (dividends, splits) by ex-date", events,
-                          data.start, data.as_of)
+                          max(data.start, first_session), data.as_of)
     latest_premium = (adr.sort_values("trade_date").groupby("adr_symbol").tail(1)
                       if not adr.empty else adr)
 

@@ -135,10 +135,11 @@ def model_sql(model: str) -> str:
 
 FUNDAMENTALS_EMPTY = {
     "shares": "cast(null as varchar) as symbol, cast(null as varchar) as \"Date\", cast(null as double) as shares",
-    "cashflow": "cast(null as varchar) as symbol, cast(null as varchar) as line_item, cast(null as date) as period_end, "
-                "cast(null as double) as value, cast(null as varchar) as statement_currency",
-    "filings": "cast(null as varchar) as symbol, cast(null as date) as filing_date, cast(null as varchar) as form_type, "
-               "cast(null as varchar) as title, cast(null as varchar) as url",
+    "cashflow": "cast(null as varchar) as symbol, cast(null as varchar) as line_item, "
+                "cast(null as date) as period_end, cast(null as double) as value, "
+                "cast(null as varchar) as statement_currency",
+    "filings": "cast(null as varchar) as symbol, cast(null as date) as filing_date, "
+               "cast(null as varchar) as form_type, cast(null as varchar) as title, cast(null as varchar) as url",
 }
 
 
