@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-fast lint airflow run clean
+.PHONY: help venv install airflow-init demo test test-fast lint airflow run sql report export clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ demo: airflow-init ## offline demo: both market DAGs through `airflow dags test`
 	    || { tail -40 "$$AIRFLOW_HOME/demo-$$dag.log"; exit 1; }; \
 	  grep -o 'DagRun Finished: dag_id=[a-z_]*.*state=[a-z]*' "$$AIRFLOW_HOME/demo-$$dag.log" | sed 's/logical_date.*state=/state=/'; \
 	done
-	@$(BIN)/python scripts/demo_summary.py
+	@$(BIN)/python -m etl.demo_summary
 
 test: venv ## the whole suite (unit, SQL, DAG integrity, pipeline, replay of real files, Airflow end to end)
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q
@@ -46,7 +46,7 @@ test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"
 
 lint: venv ## ruff
-	$(BIN)/ruff check etl dags tests scripts
+	$(BIN)/ruff check etl dags tests
 
 airflow: airflow-init ## airflow standalone on http://localhost:8080 with the project's DAGs; prints the login
 	@$(AIRFLOW_ENV) && echo "Starting Airflow on http://localhost:$$AIRFLOW__API__PORT (Ctrl-C stops it)" \
@@ -56,6 +56,21 @@ airflow: airflow-init ## airflow standalone on http://localhost:8080 with the pr
 
 run: venv ## live yfinance for the configured universe, START..END (default: the last 7 days); needs internet
 	$(BIN)/python -m etl run --source yfinance --start $(START) --end $(END)
+
+# The published warehouse, as the pipeline resolves it (ETL_WAREHOUSE, else ETL_DATA_DIR/warehouse.duckdb).
+WAREHOUSE ?= $(or $(ETL_WAREHOUSE),$(or $(ETL_DATA_DIR),data)/warehouse.duckdb)
+
+sql: venv ## DuckDB CLI on the published warehouse, read-only (fine during a DAG run); Q='select ...' runs one query
+	@test -f "$(WAREHOUSE)" || { echo "no warehouse at $(WAREHOUSE) yet: run 'make demo' first"; exit 1; }
+	@if [ -n "$(Q)" ]; then $(BIN)/duckdb -readonly "$(WAREHOUSE)" -c "$(Q)"; \
+	 else echo "DuckDB CLI on $(WAREHOUSE) (read-only). Try: .tables   .read sql/analysis/06_adr_premium.sql   .quit"; \
+	      $(BIN)/duckdb -readonly "$(WAREHOUSE)"; fi
+
+report: venv ## write the HTML report of the published warehouse to data/report/latest.html
+	$(BIN)/python -m etl report
+
+export: venv ## rebuild the Parquet export of the current publish under data/export/current
+	$(BIN)/python -m etl export
 
 clean: ## remove data/ and airflow_home/ (the venv stays)
 	rm -rf data airflow_home

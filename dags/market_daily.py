@@ -24,11 +24,16 @@ the SQL in `sql/`, validates it with Great Expectations and publishes it atomica
 * **Schedule:** `{schedule}` in {timezone}, after the {close} close. The run covers the latest closed
   {calendar} session; non-session days are skipped (see `etl/schedule.py`). Params `start`/`end` turn a run into
   a backfill of every session in that window.
-* **Tasks:** plan -> extract -> land -> transform -> validate -> publish. Each is idempotent for its run.
+* **Tasks:** plan -> extract -> land -> transform -> validate -> publish -> report. Each is idempotent for its
+  run. *publish* also refreshes the Parquet export (`data/export/current/<table>/`); *report* only reads the
+  published warehouse.
 * **When it fails:** *extract*: Yahoo unreachable or rate-limited (it retries; no fallback to other data).
   *validate*: the log names the table, expectation and offending rows; nothing was published, the warehouse keeps
   its previous validated state; see `select * from dq_result where not success` and `quarantine`.
-  Fix the data or the rule, then clear the failed task.
+  Fix the data or the rule, then clear the failed task. *report*: the data is already published; the log says
+  what failed, clearing the task re-renders the page (`python -m etl report` does the same).
+* **Daily report:** [{report}](file://{report}) (charts and this run's data-quality summary; a dated copy sits
+  next to it). Open it on the Airflow machine, or copy it: it is one self-contained HTML file.
 * **Outputs:** Assets `warehouse.<table>` for every published table; the warehouse at `$ETL_WAREHOUSE`
   (default `data/warehouse.duckdb`).
 """
@@ -46,7 +51,8 @@ def build_dag(market: str):
         max_active_runs=1,
         tags=["market-data", market.lower(), "duckdb", "great-expectations"],
         doc_md=DOC.format(name=spec.name, market=market, schedule=spec.schedule, timezone=spec.timezone,
-                          close=spec.close_local, calendar=spec.calendar),
+                          close=spec.close_local, calendar=spec.calendar,
+                          report=Settings.from_env().data_dir / "report" / "latest.html"),
         default_args={"owner": "market-data", "retries": 2, "retry_delay": timedelta(minutes=5)},
         params={
             "source": Param("yfinance", enum=["yfinance", "sample", "replay"],
@@ -103,8 +109,14 @@ def build_dag(market: str):
 
             return publish_step(run)
 
+        @task
+        def report(run: str) -> dict:
+            from etl.report import build_report
+
+            return build_report(run_id=run)
+
         run = plan()
-        chain = [extract(run), land(run), transform(run), validate(run), publish(run)]
+        chain = [extract(run), land(run), transform(run), validate(run), publish(run), report(run)]
         run >> chain[0]
         for upstream, downstream in zip(chain, chain[1:], strict=False):
             upstream >> downstream

@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(views)
 
     verbs.add_parser("docs", help="print the data dictionary (Markdown) from etl/catalog.yaml")
+
+    report = verbs.add_parser("report", help="write the HTML report (data/report/latest.html) from the warehouse")
+    report.add_argument("--run-id", help="run whose data-quality results to show (default: the latest validated)")
+    report.add_argument("--out", help="output folder (default $ETL_DATA_DIR/report)")
+    _common(report)
+
+    export = verbs.add_parser("export", help="re-export the current manifest as Parquet under data/export/current")
+    _common(export)
     return parser
 
 
@@ -121,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             from etl.store import Store
 
             print(Store(settings).build_views())
+        elif args.verb == "report":
+            from etl.report import build_report
+
+            print(json.dumps(build_report(run_id=args.run_id, settings=settings, out_dir=args.out), indent=2))
+        elif args.verb == "export":
+            from etl.export import export
+            from etl.store import Store
+
+            with Store(settings).lock():  # one writer of export/ at a time, like publish
+                print(json.dumps(export(settings), indent=2))
         elif args.verb == "docs":
             from etl.catalog import markdown
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from etl.faults import pause_point
+
 AUDIT_SCHEMAS: dict[str, str] = {
     "run_log": (
         "run_id varchar, step varchar, source varchar, market varchar, window_start date, window_end date, "
@@ -34,11 +36,24 @@ AUDIT_SCHEMAS: dict[str, str] = {
         "table_name varchar, symbol varchar, bar_date date, reason varchar, source varchar, "
         "source_file varchar, raw_record varchar, run_id varchar"
     ),
+    # a vendor restatement this run published: the values an earlier run had landed and the new ones
+    "restatement": (
+        "table_name varchar, symbol varchar, bar_date date, changed_columns varchar, previous_record varchar, "
+        "new_record varchar, previous_run_id varchar, source varchar, run_id varchar"
+    ),
 }
 
 
 def audit_dir(store_dir: Path, table: str) -> Path:
     return store_dir / "audit" / table
+
+
+def _tmp_path(path: Path) -> Path:
+    """Where a file is written before its rename: a sub-folder the audit views' glob (<table>/*.parquet) never
+    reads, so a writer killed half-way cannot leave a broken or duplicate file behind the views."""
+    tmp_dir = path.parent / ".tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir / f"{os.getpid()}-{path.name}"
 
 
 def ensure_audit_schema_files(store_dir: Path) -> None:
@@ -51,7 +66,7 @@ def ensure_audit_schema_files(store_dir: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = con or duckdb.connect()
         con.execute(f"create or replace temp table t ({ddl})")
-        tmp = path.with_name(f".tmp-{os.getpid()}-_schema.parquet")
+        tmp = _tmp_path(path)
         con.execute(f"copy t to '{tmp}' (format parquet)")
         tmp.replace(path)
     if con:
@@ -63,7 +78,7 @@ def append(store_dir: Path, table: str, rows: pd.DataFrame | list[dict], name: s
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     ensure_audit_schema_files(store_dir)
     path = audit_dir(store_dir, table) / f"{name}.parquet"
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = _tmp_path(path)
     con = duckdb.connect()
     try:
         con.execute(f"create temp table t ({AUDIT_SCHEMAS[table]})")
@@ -74,6 +89,7 @@ def append(store_dir: Path, table: str, rows: pd.DataFrame | list[dict], name: s
         con.execute(f"copy t to '{tmp}' (format parquet)")
     finally:
         con.close()
+    pause_point("audit:before_replace")
     tmp.replace(path)
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -13,6 +14,37 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_UNIVERSE = Path(__file__).resolve().parent / "universe.yaml"
 SECURITY_TYPES = {"equity", "adr", "index", "etf", "fx"}
+# Names from config or data that reach file paths and SQL text are checked against these first (issue 4).
+# Yahoo symbols: ^HSI, 0700.HK, HKD=X, EURUSD=X, BRK-B, HSTECH.HK. No '/', quotes, spaces or leading dots.
+SYMBOL_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-]{0,19}(=[A-Z])?$")
+CODE_PATTERNS = {
+    "market": re.compile(r"^[A-Z][A-Z0-9_]{0,15}$"),
+    "exchange": re.compile(r"^[A-Z0-9]{4}$"),
+    "currency": re.compile(r"^[A-Z]{3}$"),
+    "company": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"),
+}
+# Characters a path must not contain: paths are written into DuckDB SQL text as '...' literals.
+_UNSAFE_PATH_CHARS = ("'", "\n", "\r", "\x00")
+
+
+def check_symbol(symbol: str, where: str = "symbol") -> str:
+    """The symbol if it is a plausible Yahoo symbol; ConfigError otherwise (it would reach paths and SQL)."""
+    if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
+        raise ConfigError(f"{where}: {symbol!r} is not a valid symbol (expected e.g. 0700.HK, ^HSI, HKD=X, BRK-B; "
+                          f"pattern {SYMBOL_PATTERN.pattern})")
+    return symbol
+
+
+def check_code(kind: str, code: str, where: str) -> str:
+    if not isinstance(code, str) or not CODE_PATTERNS[kind].match(code):
+        raise ConfigError(f"{where}: {kind} code {code!r} does not match {CODE_PATTERNS[kind].pattern}")
+    return code
+
+
+def check_path(path: Path, what: str) -> Path:
+    if any(ch in str(path) for ch in _UNSAFE_PATH_CHARS):
+        raise ConfigError(f"{what} {str(path)!r} contains a quote or control character; choose another path")
+    return path
 
 
 class ConfigError(ValueError):
@@ -46,7 +78,68 @@ class Settings:
         data_dir = Path(os.environ.get("ETL_DATA_DIR", PROJECT_ROOT / "data")).resolve()
         wh = warehouse or os.environ.get("ETL_WAREHOUSE") or data_dir / "warehouse.duckdb"
         uni = universe or os.environ.get("ETL_UNIVERSE") or DEFAULT_UNIVERSE
-        return cls(data_dir=data_dir, warehouse=Path(wh).resolve(), universe_file=Path(uni).resolve())
+        return cls(data_dir=check_path(data_dir, "ETL_DATA_DIR"),
+                   warehouse=check_path(Path(wh).resolve(), "warehouse path"),
+                   universe_file=Path(uni).resolve())
+
+
+@dataclass(frozen=True)
+class ExtractPolicy:
+    """How a run treats what a source did not deliver, and which recent days it re-reads (issue 4).
+
+    min_completeness: share of the expected symbols (those whose market had a closed session in the window)
+        that must come back; below it the extract fails naming the missing ones, at or above it they are
+        quarantined (reason missing_from_source) and the run goes on.
+    restatement_lookback_days: calendar days before the window that are extracted and published again, so a
+        vendor restatement (Adj Close re-adjusted after a dividend) replaces the published rows.
+    partial_bar_grace_minutes: a bar counts as final only this long after its session's close; earlier
+        (a run during market hours) it is excluded as session_not_closed.
+    """
+
+    min_completeness: float
+    restatement_lookback_days: int
+    partial_bar_grace_minutes: int
+
+
+DEFAULT_EXTRACT_POLICY = {
+    # live Yahoo: at most 5% of the expected symbols may be missing; re-read the last 5 days every run
+    "yfinance": ExtractPolicy(min_completeness=0.95, restatement_lookback_days=5, partial_bar_grace_minutes=30),
+    # the generator always delivers everything it is asked for
+    "sample": ExtractPolicy(min_completeness=1.0, restatement_lookback_days=0, partial_bar_grace_minutes=30),
+    # a replay folder may hold a subset of the universe: missing files are named and quarantined, never fatal
+    "replay": ExtractPolicy(min_completeness=0.0, restatement_lookback_days=0, partial_bar_grace_minutes=30),
+}
+POLICY_ENV = {
+    "min_completeness": "ETL_MIN_COMPLETENESS",
+    "restatement_lookback_days": "ETL_RESTATEMENT_LOOKBACK_DAYS",
+    "partial_bar_grace_minutes": "ETL_PARTIAL_BAR_GRACE_MINUTES",
+}
+
+
+def extract_policy(source: str, universe: Universe | None = None) -> ExtractPolicy:
+    """Defaults per source, then the universe file's `extract: {<source>: {...}}`, then ETL_* variables."""
+    base = DEFAULT_EXTRACT_POLICY.get(source, DEFAULT_EXTRACT_POLICY["yfinance"])
+    values = {
+        "min_completeness": base.min_completeness,
+        "restatement_lookback_days": base.restatement_lookback_days,
+        "partial_bar_grace_minutes": base.partial_bar_grace_minutes,
+    }
+    overrides = dict(((universe.extract if universe else {}) or {}).get(source) or {})
+    for key, env in POLICY_ENV.items():
+        if os.environ.get(env, "").strip():
+            overrides[key] = os.environ[env]
+    for key, raw in overrides.items():
+        if key not in values:
+            raise ConfigError(f"extract policy for {source}: unknown setting {key!r} (known: {sorted(values)})")
+        try:
+            values[key] = float(raw) if key == "min_completeness" else int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"extract policy for {source}: {key} must be a number, got {raw!r}") from None
+    if not 0.0 <= values["min_completeness"] <= 1.0:
+        raise ConfigError(f"extract policy for {source}: min_completeness must be in [0, 1]")
+    if values["restatement_lookback_days"] < 0 or values["partial_bar_grace_minutes"] < 0:
+        raise ConfigError(f"extract policy for {source}: day and minute settings must be >= 0")
+    return ExtractPolicy(**values)
 
 
 @dataclass(frozen=True)
@@ -70,6 +163,8 @@ class Listing:
     name: str | None = None
     adr_ratio: float | None = None
     underlying: str | None = None
+    # FX pairs only: the plausible range of the quote (units per USD); quotes outside are quarantined
+    quote_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +178,8 @@ class Universe:
     listings: list[Listing]
     benchmarks: dict[str, str]
     source_file: Path = field(default=DEFAULT_UNIVERSE)
+    # per-source ExtractPolicy overrides (see extract_policy)
+    extract: dict = field(default_factory=dict)
 
     @cached_property
     def by_symbol(self) -> dict[str, Listing]:
@@ -131,19 +228,22 @@ def load_universe(path: str | Path | None = None) -> Universe:
         raise ConfigError(f"cannot read universe {path}: {exc}") from exc
     where = str(path)
     markets = {
-        code: Market(code=code, **{k: str(v) for k, v in spec.items()})
+        check_code("market", code, where): Market(code=code, **{k: str(v) for k, v in spec.items()})
         for code, spec in _require(raw, "markets", where).items()
     }
     exchanges = _require(raw, "exchanges", where)
     currencies = _require(raw, "currencies", where)
+    for ccy in currencies:
+        check_code("currency", ccy, where)
     for mic, spec in exchanges.items():
+        check_code("exchange", mic, where)
         m = _require(spec, "market", f"{where}: exchange {mic}")
         if m not in markets and m != "FX":
             raise ConfigError(f"{where}: exchange {mic} names unknown market {m}")
 
     listings: list[Listing] = []
     for company in _require(raw, "companies", where):
-        cid = _require(company, "id", f"{where}: company")
+        cid = check_code("company", _require(company, "id", f"{where}: company"), f"{where}: company")
         for item in _require(company, "listings", f"{where}: company {cid}"):
             listings.append(_listing(item, cid, exchanges, currencies, f"{where}: {cid}"))
     for item in raw.get("fx", []):
@@ -178,11 +278,12 @@ def load_universe(path: str | Path | None = None) -> Universe:
         listings=listings,
         benchmarks=benchmarks,
         source_file=path.resolve(),
+        extract=raw.get("extract") or {},
     )
 
 
 def _listing(item: dict, company_id: str | None, exchanges: dict, currencies: dict, where: str) -> Listing:
-    symbol = str(_require(item, "symbol", where))
+    symbol = check_symbol(str(_require(item, "symbol", where)), where)
     where = f"{where} {symbol}"
     exchange = _require(item, "exchange", where)
     if exchange not in exchanges:
@@ -196,6 +297,15 @@ def _listing(item: dict, company_id: str | None, exchanges: dict, currencies: di
     ratio = item.get("adr_ratio")
     if stype == "adr" and (ratio is None or float(ratio) <= 0 or not item.get("underlying")):
         raise ConfigError(f"{where}: an ADR needs adr_ratio > 0 and underlying")
+    quote_range = item.get("quote_range")
+    if quote_range is not None:
+        try:
+            low, high = (float(v) for v in quote_range)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: quote_range must be [low, high], got {quote_range!r}") from None
+        if stype != "fx" or not 0 < low < high:
+            raise ConfigError(f"{where}: quote_range [low, high] with 0 < low < high is for fx pairs only")
+        quote_range = (low, high)
     return Listing(
         symbol=symbol,
         company_id=company_id,
@@ -206,4 +316,5 @@ def _listing(item: dict, company_id: str | None, exchanges: dict, currencies: di
         name=item.get("name"),
         adr_ratio=float(ratio) if ratio is not None else None,
         underlying=item.get("underlying"),
+        quote_range=quote_range,
     )

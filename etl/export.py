@@ -10,7 +10,8 @@ Layout, under ETL_DATA_DIR/export/:
 
 The store's Parquet files are immutable and named by the manifest, so an export is a new directory of hard
 links to the current manifest's files (no data is copied; a copy only where hard links are impossible, e.g.
-another filesystem). Audit tables are many small append-only files; they are compacted into one file each.
+another filesystem). Marts the warehouse publishes as views (mart_event_reaction, mart_adr_parity) are
+materialised, and the audit tables (many small append-only files) compacted, into one file each.
 The directory is built under a temporary name, renamed, and only then does `current` switch, so a reader never
 sees half an export. The last KEEP_EXPORTS directories are kept for readers that resolved `current` earlier.
 """
@@ -63,7 +64,8 @@ def _sort_key(path: Path) -> tuple[int, int]:
 
 def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EXPORTS) -> dict:
     """Export the manifest's tables (default: the current one) and switch export/current to it."""
-    from etl.store import Store
+    from etl.store import Store, view_marts
+    from etl.transform import model_sql
 
     store = Store(settings)
     manifest = manifest or store.current()
@@ -88,6 +90,18 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
                              "month=" in files[0] else None}
         con = duckdb.connect()
         try:
+            # marts published as views over the facts (etl/store.py VIEW_MARTS) are materialised from the same
+            # manifest files, in a private in-memory database (never the published file)
+            for table, parts in sorted(manifest["tables"].items()):
+                files = ", ".join(f"'{store.root / rel}'" for _, rel in sorted(parts.items()))
+                con.execute(f"create view {table} as select * from read_parquet([{files}], hive_partitioning=false)")
+            for view in view_marts(manifest):
+                con.execute(f"create view {view} as {model_sql('marts/' + view)}")
+                target = tmp / view / "data.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                con.execute(f"copy (select * from {view}) to '{target}' (format parquet, compression zstd)")
+                tables[view] = {"files": [str(target.relative_to(tmp))], "rows": pq.read_metadata(target).num_rows,
+                                "partitioned_by": None, "materialised_view": True}
             for table in AUDIT_SCHEMAS:
                 target = tmp / table / "data.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)

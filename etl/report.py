@@ -181,7 +181,8 @@ def bar_chart(chart_id: str, title: str, items: list[tuple[str, float]], unit: s
 
 
 def timeline(chart_id: str, title: str, events: list[dict], start: date, end: date, width: int = 900) -> str:
-    """Events on a date axis, one lane per symbol; marker shape by kind (dividend, split, other)."""
+    """Events on a date axis, one lane each; marker by kind: capital returned (circle), corporate action
+    (diamond), capital raised (square)."""
     if not events:
         return _empty(chart_id, title, f"no financing events between {start} and {end}")
     lanes = sorted({e["lane"] for e in events})
@@ -205,26 +206,33 @@ def timeline(chart_id: str, title: str, events: list[dict], start: date, end: da
         ly = top + i * row + row / 2
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{ly:.0f}" y2="{ly:.0f}" stroke="#ccc"/>')
         parts.append(f'<text x="{left - 8}" y="{ly + 4:.0f}" text-anchor="end" fill="#222">{_esc(lane)}</text>')
-    colors = {"dividend": "#1f77b4", "split": "#ff7f0e"}
-    label_end: dict[str, float] = {}  # per lane, where the last label above the line ends
-    for e in sorted(events, key=lambda e: (e["date"], e["lane"])):
+    merged: dict[tuple, dict] = {}  # one marker per lane, date and kind; labels joined
+    for e in sorted(events, key=lambda e: (e["date"], e["lane"], e["label"])):
+        key = (e["lane"], e["date"], e["kind"])
+        if key in merged:
+            merged[key] = {**merged[key], "label": merged[key]["label"] + "; " + e["label"],
+                           "short": merged[key]["short"] + "; " + e["short"]}
+        else:
+            merged[key] = dict(e)
+    label_end: dict[tuple[str, bool], float] = {}  # per lane and side (above/below), where the last label ends
+    for e in sorted(merged.values(), key=lambda e: (e["date"], e["lane"])):
         cx, cy = x(e["date"]), top + lanes.index(e["lane"]) * row + row / 2
         kind = e["kind"]
-        color = colors.get(kind, "#9467bd")
-        if kind == "dividend":
+        color = EVENT_COLORS.get(kind, "#9467bd")
+        if kind == "capital_returned":
             shape = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{color}"/>'
-        elif kind == "split":
+        elif kind == "corporate_action":
             shape = (f'<polygon points="{cx:.1f},{cy - 7:.1f} {cx + 7:.1f},{cy:.1f} {cx:.1f},{cy + 7:.1f} '
                      f'{cx - 7:.1f},{cy:.1f}" fill="{color}"/>')
         else:
             shape = f'<rect x="{cx - 6:.1f}" y="{cy - 6:.1f}" width="12" height="12" fill="{color}"/>'
         parts.append(f'<g class="event" data-kind="{_esc(kind)}"><title>{_esc(e["date"])} {_esc(e["lane"])}: '
                      f'{_esc(e["label"])}</title>{shape}</g>')
-        above = cx + 9 >= label_end.get(e["lane"], -1.0)
-        if above:
-            label_end[e["lane"]] = cx + 9 + 6 * len(e["short"])
-        parts.append(f'<text x="{cx + 9:.1f}" y="{cy - 7 if above else cy + 15:.1f}" fill="#333" '
-                     f'font-size="10">{_esc(e["short"])}</text>')
+        side = next((side for side in (True, False) if cx + 9 >= label_end.get((e["lane"], side), -1.0)), None)
+        if side is not None:  # no free side: the marker's tooltip still has the text
+            label_end[(e["lane"], side)] = cx + 9 + 5.5 * len(e["short"])
+            parts.append(f'<text x="{cx + 9:.1f}" y="{cy - 7 if side else cy + 15:.1f}" fill="#333" '
+                         f'font-size="10">{_esc(e["short"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -313,7 +321,8 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str | None = None, days: int
     movers = (run_analysis(con, "05_top_movers_on_a_day", on_date=movers_date, top_n=TOP_N)
               if movers_date else pd.DataFrame())
     adr = run_analysis(con, "06_adr_premium", start_date=start, end_date=as_of)
-    events = run_analysis(con, "07_financing_events", start_date=start, end_date=as_of)
+    events = run_analysis(con, "07_financing_events", start_date=start, end_date=as_of,
+                          categories=["capital_raised", "capital_returned", "corporate_action"])
 
     def frame(sql: str, params=None) -> pd.DataFrame:
         return con.execute(sql, params or []).df()
@@ -376,9 +385,7 @@ def _table(df: pd.DataFrame, table_id: str, columns: list[str] | None = None, ma
             + more)
 
 
-def _event_kind(action_type: str) -> str:
-    return "dividend" if "dividend" in action_type else "split" if action_type in (
-        "stock_split", "consolidation") else "other"
+EVENT_COLORS = {"capital_raised": "#2ca02c", "capital_returned": "#1f77b4", "corporate_action": "#ff7f0e"}
 
 
 def render(data: ReportData) -> str:
@@ -400,14 +407,14 @@ def render(data: ReportData) -> str:
     adr_svg = line_chart("chart-adr-premium", "ADR premium (+) / discount (-) to the Hong Kong line",
                          premium_series, "premium, %", decimals=1, zero_line=True)
     events = [
-        {"date": pd.Timestamp(r.ex_date).date(), "lane": r.symbol, "kind": _event_kind(r.action_type),
-         "label": f"{r.action_type}: {r.description}"
-                  + (f" (USD {r.dividend_usd:.4f})" if pd.notna(r.dividend_usd) else ""),
-         "short": r.description.replace(" per share", "")}
+        {"date": pd.Timestamp(r.event_date).date(), "lane": r.company_code or r.symbol, "kind": r.category,
+         "label": f"{r.symbol} {r.event_type_code}: {r.description}"
+                  + (f" (USD {r.amount_usd:,.4f})" if pd.notna(r.amount_usd) else ""),
+         "short": r.description.replace(" per share", "/sh")}
         for r in data.events.itertuples()
     ]
     first_session = min((d for values in data.performance.values() for d, _ in values), default=data.start)
-    events_svg = timeline("chart-financing-events", "Financing events (dividends, splits) by ex-date", events,
+    events_svg = timeline("chart-financing-events", "Financing events by date and company", events,
                           max(data.start, first_session), data.as_of)
     latest_premium = (adr.sort_values("trade_date").groupby("adr_symbol").tail(1)
                       if not adr.empty else adr)
@@ -454,10 +461,11 @@ from sql/analysis/06_adr_premium.sql.</figcaption></figure>
         "adr_close_usd", "hk_close", "hk_rate_to_usd", "premium_pct"] if not adr.empty else None)}
 
 <h2 id="financing-events">Financing events</h2>
-<figure>{events_svg}<figcaption>Ex-dates of cash dividends (circles) and splits or consolidations (diamonds);
-from sql/analysis/07_financing_events.sql.</figcaption></figure>
-{_table(data.events, "table-financing-events", ["ex_date", "symbol", "action_type", "description",
-        "dividend_usd", "listing_dividends_usd"] if not data.events.empty else None)}
+<figure>{events_svg}<figcaption>Capital raised (green squares), capital returned: dividends, buybacks
+(blue circles), corporate actions: splits, consolidations (orange diamonds); SEC disclosures are left out.
+From sql/analysis/07_financing_events.sql (fct_financing_event).</figcaption></figure>
+{_table(data.events, "table-financing-events", ["event_date", "company_code", "symbol", "event_type_code",
+        "category", "description", "amount_usd", "company_raised_usd"] if not data.events.empty else None)}
 
 <h2 id="data-quality">Data quality of run {_esc(data.run_id)}</h2>
 <p class="meta">One row per validated table (dq_run); blocking failures stop the publish, warnings are recorded.</p>

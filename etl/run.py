@@ -12,8 +12,15 @@ from etl.config import Settings
 
 
 def safe_run_id(raw: str) -> str:
-    """Airflow run ids carry ':' and '+'; keep file-system friendly characters only."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_")[:120]
+    """Airflow run ids carry ':' and '+'; keep file-system friendly characters only.
+
+    The result names a folder and files and is written into SQL text: no '/', quotes or spaces, and no
+    leading dot (so never '.' or '..').
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(raw)).lstrip("._-").rstrip("_")[:120]
+    if not safe:
+        raise ValueError(f"run id {raw!r} has no usable characters (letters, digits, _ . -)")
+    return safe
 
 
 def new_run_id(source: str, market: str | None, start: date, end: date) -> str:
@@ -33,6 +40,13 @@ class RunContext:
     symbols: list[str]
     replay_dir: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # restatement lookback: the first day re-extracted and re-published (None: the window's start)
+    restate_from: date | None = None
+
+    @property
+    def effective_start(self) -> date:
+        """First day this run extracts, transforms and publishes: start, or earlier with a lookback."""
+        return self.restate_from or self.start
 
     @property
     def is_synthetic(self) -> bool:
@@ -44,7 +58,8 @@ class RunContext:
     def save(self, settings: Settings) -> Path:
         path = self.work_dir(settings) / "run.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = asdict(self) | {"start": str(self.start), "end": str(self.end)}
+        data = asdict(self) | {"start": str(self.start), "end": str(self.end),
+                               "restate_from": str(self.restate_from) if self.restate_from else None}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
@@ -58,4 +73,6 @@ class RunContext:
         data = json.loads(path.read_text())
         data["start"] = date.fromisoformat(data["start"])
         data["end"] = date.fromisoformat(data["end"])
+        if data.get("restate_from"):
+            data["restate_from"] = date.fromisoformat(data["restate_from"])
         return cls(**data)

@@ -62,6 +62,14 @@ TABLE_SPECS: dict[str, TableSpec] = {
 VIEW_MARTS = ["mart_event_reaction", "mart_adr_parity"]
 
 
+def view_marts(manifest: dict) -> list[str]:
+    """The VIEW_MARTS a manifest can define (their base tables are published)."""
+    published = set(manifest["tables"])
+    if {"fct_daily_price", "dim_security", "fct_financing_event"} <= published:
+        return list(VIEW_MARTS)
+    return []
+
+
 def _months(start: date, end: date) -> list[tuple[str, int, int]]:
     """(YYYY-MM, first date_key, last date_key) for each month touched by [start, end]."""
     out = []
@@ -224,9 +232,7 @@ class Store:
                 )
             from etl.transform import model_sql
 
-            views = [v for v in VIEW_MARTS if {"fct_daily_price", "dim_security"} <= set(manifest["tables"])
-                     and "fct_financing_event" in manifest["tables"]]
-            for view in views:
+            for view in view_marts(manifest):
                 con.execute(f"create view {view} as {model_sql('marts/' + view)}")
             for table in AUDIT_SCHEMAS:
                 pattern = audit_dir(self.root, table) / "*.parquet"

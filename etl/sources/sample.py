@@ -23,7 +23,8 @@ it too); ADRs are their home listing x adr_ratio converted at the FX rate, with 
 premium; FX is a slow mean-reverting series around its level (HKD kept inside the 7.75-7.85 peg band).
 Equities and ETFs pay a cash dividend once or twice a year on hashed month/days; ADRs pay their home
 listing's dividend. Fixed actions in the September 2025 demo window: 0700.HK dividend of 2.0 HKD ex
-2025-09-12 and a 2:1 split of 1810.HK on 2025-09-15 (both XHKG sessions).
+2025-09-12, 9618.HK dividends of 1.0 (2025-09-03) and 3.0 HKD (2025-09-24, a special dividend), a 2:1 split of
+1810.HK on 2025-09-15 and a 10-to-1 consolidation of 0020.HK on 2025-09-22 (all XHKG sessions).
 """
 
 from __future__ import annotations
@@ -73,8 +74,15 @@ BASE_LEVELS: dict[str, float] = {
     "HKD=X": 7.80,
     "CNY=X": 7.12,
 }
-FIXED_DIVIDENDS: dict[str, dict[date, float]] = {"0700.HK": {date(2025, 9, 12): 2.0}}
-FIXED_SPLITS: dict[str, dict[date, float]] = {"1810.HK": {date(2025, 9, 15): 2.0}}
+FIXED_DIVIDENDS: dict[str, dict[date, float]] = {
+    "0700.HK": {date(2025, 9, 12): 2.0},
+    # an ordinary dividend then a special one (more than twice it) inside the demo window
+    "9618.HK": {date(2025, 9, 3): 1.0, date(2025, 9, 24): 3.0},
+}
+FIXED_SPLITS: dict[str, dict[date, float]] = {
+    "1810.HK": {date(2025, 9, 15): 2.0},
+    "0020.HK": {date(2025, 9, 22): 0.1},  # a 10-to-1 consolidation
+}
 # Hashed dividends this close to a fixed one are dropped, so the fixed one is that period's payment.
 _FIXED_DIVIDEND_EXCLUSION_DAYS = 120
 # FX band edges for pegged currencies (Close, Open, High and Low are all clipped into it).

@@ -17,7 +17,10 @@ from etl.sources.base import FundamentalsResult
 
 GRID_ORIGIN = date(2000, 1, 5)  # a Wednesday: share counts are observed weekly, like Yahoo's shares history
 FIXED_STEPS = {("0700.HK", date(2025, 9, 10)): 0.994, ("1810.HK", date(2025, 9, 17)): 1.012}
-FIXED_FILINGS = {("BABA", date(2025, 9, 11)): ("6-K", "Announcement: proposed offering of convertible senior notes")}
+FIXED_FILINGS = {
+    ("BABA", date(2025, 9, 11)): ("6-K", "Announcement: proposed offering of convertible senior notes"),
+    ("BIDU", date(2025, 9, 18)): ("424B2", "Prospectus supplement: senior notes (synthetic sample)"),
+}
 CASH_FLOW_LINES = ["Issuance Of Debt", "Repayment Of Debt", "Issuance Of Capital Stock",
                    "Repurchase Of Capital Stock", "Capital Expenditure", "Free Cash Flow", "Operating Cash Flow"]
 

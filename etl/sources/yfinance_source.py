@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import time
 from collections import Counter
@@ -52,6 +53,17 @@ def _network_error_types() -> tuple[type[BaseException], ...]:
 
 
 NETWORK_ERRORS = _network_error_types()
+
+
+def is_rate_limited(exc: BaseException) -> bool:
+    """True for yfinance's YFRateLimitError and for a bare HTTP 429 / "Too Many Requests" answer."""
+    if isinstance(exc, YFRateLimitError):
+        return True
+    response = getattr(exc, "response", None)
+    if getattr(response, "status_code", None) == 429:
+        return True
+    text = str(exc)
+    return "429" in text and ("Too Many Requests" in text or "HTTP Error 429" in text)
 
 
 def is_network_error(exc: BaseException) -> bool:
@@ -136,10 +148,26 @@ class YFinanceSource:
         ticker_factory: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        max_delay: float = 60.0,
+        jitter: float = 0.25,
+        rng: Callable[[], float] = random.random,
+        budget: Any | None = None,
     ) -> None:
-        """min_interval None reads ETL_YF_MIN_INTERVAL (default 0.5 s); ticker_factory None is yf.Ticker."""
+        """min_interval None reads ETL_YF_MIN_INTERVAL (default 0.5 s); ticker_factory None is yf.Ticker.
+
+        Rate limits (YFRateLimitError or HTTP 429) are retried max_attempts - 1 times; the n-th wait is
+        min(max_delay, base_delay * 2**(n-1)) scaled by a random factor in [1 - jitter, 1 + jitter], so
+        parallel tasks do not retry in lock step. `budget` (etl.sources.budget.RequestBudget) replaces the
+        in-process throttle with the one shared by every process of the data directory.
+        """
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        self.max_delay = max_delay
+        self.jitter = jitter
+        self._rng = rng
+        self.budget = budget
         self.universe = universe
         self.with_metadata = with_metadata
         self.min_interval = _min_interval_from_env() if min_interval is None else float(min_interval)
@@ -185,6 +213,15 @@ class YFinanceSource:
         if end < start:
             raise ValueError(f"end {end} is before start {start}")
         result = FetchResult()
+        try:
+            self._fetch_into(result, symbols, start, end)
+        except SourceError as exc:
+            # what came back before the failure travels with it: extract keeps it, a rerun asks for the rest
+            exc.partial = result
+            raise
+        return result
+
+    def _fetch_into(self, result: FetchResult, symbols: list[str], start: date, end: date) -> None:
         with yfinance_raises():
             for done, symbol in enumerate(symbols):
                 ticker = self.ticker_factory(symbol)
@@ -208,7 +245,6 @@ class YFinanceSource:
                 result.frame_info[symbol] = {"auto_adjusted": False}
                 if self.with_metadata:
                     self._metadata(ticker, symbol, result)
-        return result
 
     def _history(
         self, ticker: Any, symbol: str, start: date, end: date, result: FetchResult
@@ -369,19 +405,22 @@ class YFinanceSource:
     def _call(self, kind: str, symbol: str, result: FetchResult | FundamentalsResult, fn: Callable[[], T]) -> T:
         """Run one Yahoo call, throttled and counted; back off and retry while Yahoo rate-limits."""
         for attempt in range(1, self.max_attempts + 1):
-            self._throttle()
+            self._throttle(f"the {kind} call for {symbol}")
             self.calls_by_kind[kind] += 1
             self.calls_by_symbol[symbol] += 1
             result.calls += 1
             try:
                 return fn()
-            except YFRateLimitError as exc:
+            except Exception as exc:
+                if not is_rate_limited(exc):
+                    raise
                 if attempt == self.max_attempts:
                     raise SourceError(
                         f"Yahoo Finance rate-limited the {kind} call for {symbol} "
-                        f"{self.max_attempts} times in a row; giving up"
+                        f"{self.max_attempts} times in a row (HTTP 429 / YFRateLimitError); giving up. "
+                        "Rerun later; what was fetched before is kept"
                     ) from exc
-                delay = self.base_delay * 2 ** (attempt - 1)
+                delay = self.backoff(attempt)
                 log.warning(
                     "yfinance: %s %s rate-limited (attempt %d/%d), retrying in %.1f s",
                     symbol,
@@ -393,8 +432,16 @@ class YFinanceSource:
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _throttle(self) -> None:
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after the attempt-th rate-limited try: capped exponential, with jitter."""
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return delay * (1 + self.jitter * (2 * self._rng() - 1)) if self.jitter else delay
+
+    def _throttle(self, what: str = "a call") -> None:
         """Keep at least min_interval seconds between the starts of two Yahoo calls."""
+        if self.budget is not None:
+            self.budget.acquire(what)  # shared by every process of the data directory, capped per run
+            return
         if self._last_call is not None:
             wait = self.min_interval - (self._clock() - self._last_call)
             if wait > 0:

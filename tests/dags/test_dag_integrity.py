@@ -65,12 +65,21 @@ def test_every_dag_is_documented_owned_tagged_and_single_run(dagbag):
 def test_tasks_run_in_order_and_publish_alone_writes_the_warehouse(dagbag):
     for dag in dagbag["dags"].values():
         tasks = dag["tasks"]
-        order = ["plan", "extract", "land", "transform", "validate", "publish"]
+        order = ["plan", "extract", "land", "transform", "validate", "publish", "report"]
         for upstream, downstream in zip(order, order[1:], strict=False):
             assert downstream in tasks[upstream]["downstream"], (upstream, downstream)
         assert tasks["publish"]["pool"] == "warehouse_writer"
         assert {t["pool"] for n, t in tasks.items() if n != "publish"} == {"default_pool"}
         assert "warehouse.fct_daily_price" in tasks["publish"]["outlets"]
+        # the report reads the published warehouse: after publish, last, outside the writer pool
+        assert tasks["publish"]["downstream"] == ["report"]
+        assert tasks["report"]["downstream"] == []
+
+
+def test_doc_md_links_the_daily_report(dagbag):
+    for dag_id, dag in dagbag["dags"].items():
+        assert "report/latest.html](file://" in dag["doc_md"], dag_id
+        assert "publish -> report" in dag["doc_md"], dag_id
 
 
 def test_schedules_run_after_each_markets_close_in_its_timezone(dagbag):

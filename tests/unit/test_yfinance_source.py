@@ -151,6 +151,7 @@ def bars(days: list[str], tz: str = "America/New_York", close0: float = 100.0) -
 def source(tickers: dict[str, FakeTicker], fake_time: FakeTime | None = None, **kwargs) -> YFinanceSource:
     fake_time = fake_time or FakeTime()
     kwargs.setdefault("min_interval", 0.0)
+    kwargs.setdefault("jitter", 0.0)  # exact backoff delays here; the jitter has its own test (tests/reliability)
     return YFinanceSource(
         None, ticker_factory=FakeYahoo(tickers), clock=fake_time.clock, sleep=fake_time.sleep, **kwargs
     )

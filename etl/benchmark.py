@@ -1,0 +1,838 @@
+"""Benchmark at scale (issue 6): `make bench` / `python -m etl.benchmark --securities N --years M`.
+
+What it measures, on a synthetic universe generated at run time (nothing generated is committed):
+
+1. **generate** - a universe YAML with N securities (HK equities, US equities and ETFs, US ADRs of HK lines,
+   the HKD and CNY pairs) and their landing files for M years, in the exact landing format
+   (``landing/prices/source=sample/market=<m>/bar_date=<d>/run-<id>.parquet``, vendor columns), written by DuckDB
+   straight from SQL: deterministic (hash of symbol and day), with dividends, splits/consolidations and FX.
+2. **backfill** - the real pipeline steps on the whole history: transform (landing -> staging -> marts),
+   validate (the GX gate), publish; wall time, rows/s and peak RSS per stage.
+3. **floor** - DuckDB alone reading the same landing files into one table with the same derived columns (daily
+   return on adj close, FX rate as of the day with the 5-day carry-over, close in USD): the physical reference.
+4. **increment** - one more trading day for every security, landed and published on top of the M-year warehouse
+   and on top of a 1-year warehouse; both times and their ratio (the source call itself is excluded).
+5. **airflow** - the demo window through ``airflow dags test`` versus ``python -m etl run`` (optional).
+6. **source** - Yahoo calls per security for one daily run of the real YFinanceSource, counted by the client
+   (a fake ``ticker_factory`` stands in for the network).
+
+Each measured phase runs in its own Python process, so its peak RSS and its timings are its own. Results go to
+``bench/results.json`` (or ``--out``) and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from etl.config import PROJECT_ROOT
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+SOURCE = "sample"  # synthetic rows: is_synthetic = true, and High < Low blocks (a generator bug, not a quirk)
+INCREMENT_DAY = date(2025, 9, 30)  # a session in Hong Kong and New York; the warehouses end the day before
+BACKFILL_EXTRACTED_AT = "2025-09-29 22:00:00+00"
+INCREMENT_EXTRACTED_AT = "2025-09-30 22:00:00+00"
+DEFAULT_OUT = PROJECT_ROOT / "bench" / "results.json"
+DEFAULT_WORK = PROJECT_ROOT / "bench" / "work"
+
+TARGETS = {
+    "backfill_vs_floor": 3.0,
+    "peak_rss_mb": 6 * 1024,
+    "increment_long_s": 2.0,
+    "increment_ratio": 1.5,
+    "source_calls_per_security": 1.0,
+}
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+class RssSampler:
+    """Peak resident memory of this process, sampled in a thread, per named stage and overall."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._peak = 0
+        self._stage_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._proc.memory_info().rss
+            self._peak = max(self._peak, rss)
+            self._stage_peak = max(self._stage_peak, rss)
+            self._stop.wait(self._interval)
+
+    def reset_stage(self) -> None:
+        self._stage_peak = self._proc.memory_info().rss
+
+    def stage_peak_mb(self) -> float:
+        self._stage_peak = max(self._stage_peak, self._proc.memory_info().rss)
+        return round(self._stage_peak / 2**20, 1)
+
+    def peak_mb(self) -> float:
+        # ru_maxrss (KiB on Linux) also catches spikes between two samples
+        return round(max(self._peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20, 1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def stage(stages: dict, name: str, sampler: RssSampler, rows: int | None = None):
+    """Time one stage and record its wall time, rows/s and peak RSS into stages[name]."""
+    sampler.reset_stage()
+    started = time.perf_counter()
+    info: dict = {}
+    yield info
+    seconds = time.perf_counter() - started
+    record = {"s": round(seconds, 3), "peak_rss_mb": sampler.stage_peak_mb()}
+    rows = info.get("rows", rows)
+    if rows is not None:
+        record["rows"] = int(rows)
+        record["rows_per_s"] = round(rows / seconds) if seconds > 0 else None
+    record.update({k: v for k, v in info.items() if k != "rows"})
+    stages[name] = record
+
+
+# ------------------------------------------------------------------------------------------ the universe
+
+
+@dataclass
+class BenchConfig:
+    securities: int
+    days: int  # length of the long history in calendar days
+    short_days: int  # length of the short history
+    work: str
+    airflow: bool = True
+
+    @property
+    def end(self) -> date:
+        return INCREMENT_DAY - timedelta(days=1)
+
+    @property
+    def start_long(self) -> date:
+        return self.end - timedelta(days=self.days - 1)
+
+    @property
+    def start_short(self) -> date:
+        return self.end - timedelta(days=self.short_days - 1)
+
+    @property
+    def universe_file(self) -> Path:
+        return Path(self.work) / "universe.yaml"
+
+    def data_dir(self, which: str) -> Path:
+        return Path(self.work) / which / "data"
+
+    def env(self, which: str) -> dict:
+        data = self.data_dir(which)
+        return {**os.environ, "ETL_DATA_DIR": str(data), "ETL_WAREHOUSE": str(data / "warehouse.duckdb"),
+                "ETL_UNIVERSE": str(self.universe_file), "GX_ANALYTICS_ENABLED": "false",
+                "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def universe_yaml(securities: int, calendar_start: date) -> str:
+    """The default universe (its companies, curated events and FX pairs stay valid) filled up with synthetic
+    listings to `securities`: ~45% HK equities, ~5% US ADRs of them, the rest US equities and ETFs."""
+    import yaml
+
+    from etl.config import DEFAULT_UNIVERSE
+
+    doc = yaml.safe_load(DEFAULT_UNIVERSE.read_text())
+    have = sum(len(c["listings"]) for c in doc["companies"])
+    fill = max(0, securities - have)
+    n_hk = round(fill * 0.45)
+    n_adr = min(n_hk, round(fill * 0.05))
+    n_us = fill - n_hk - n_adr
+    companies = []
+    for i in range(n_hk):
+        listings = [{"symbol": f"{i + 1:05d}.HK", "exchange": "XHKG", "currency": "HKD", "security_type": "equity"}]
+        if i < n_adr:
+            listings.append({"symbol": f"HKADR{i + 1:04d}", "exchange": "XNYS" if i % 2 else "XNAS",
+                             "currency": "USD", "security_type": "adr", "adr_ratio": float(1 + i % 10),
+                             "underlying": f"{i + 1:05d}.HK"})
+        companies.append({"id": f"bench-hk{i + 1:05d}", "name": f"Bench HK Company {i + 1}",
+                          "sector": ["Technology", "Financials", "Consumer Cyclical", "Industrials"][i % 4],
+                          "listings": listings})
+    for i in range(n_us):
+        companies.append({"id": f"bench-us{i + 1:05d}", "name": f"Bench US Company {i + 1}",
+                          "sector": ["Technology", "Health Care", "Energy", "Utilities"][i % 4],
+                          "listings": [{"symbol": f"US{i + 1:05d}", "exchange": "XNAS" if i % 3 else "XNYS",
+                                        "currency": "USD", "security_type": "etf" if i % 50 == 1 else "equity"}]})
+    doc["companies"] = doc["companies"] + companies
+    doc.setdefault("calendar", {})["start"] = str(min(date.fromisoformat(str(doc["calendar"].get(
+        "start", "2000-01-01"))), calendar_start))
+    return "# Generated by etl.benchmark from etl/universe.yaml; do not edit.\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------ generating
+
+# One row per security per trading day of its market, as the vendor would send it. Every random number is
+# hash(security id, day, stream) split into two 32-bit uniforms, so a bar is the same whatever window is asked.
+_UNIT = "(cast(hash(s.sym_id, d.day_number, {k}) >> 32 as double) + 0.5) / 4294967296.0"
+_UNIT2 = "(cast(hash(s.sym_id, d.day_number, {k}) & 4294967295 as double) + 0.5) / 4294967296.0"
+
+
+def _normal(k: int) -> str:
+    return f"(sqrt(-2 * ln({_UNIT.format(k=k)})) * cos(2 * pi() * {_UNIT2.format(k=k)}))"
+
+
+BARS_SQL = f"""
+with raw as (
+    select
+        s.*, d.bar_date, d.day_number,
+        {_normal(1)} as z1, {_normal(2)} as z2, {_normal(3)} as z3, {_normal(4)} as z4, {_normal(5)} as z5
+    from bench_security as s
+    join bench_day as d on d.market = s.market and d.bar_date between $lo and $hi
+),
+
+levels as (
+    select *,
+        case when stype = 'fx'
+            then least(fx_hi, greatest(fx_lo, fx_level + fx_amp * sin(day_number / 97.0 + phase) + 0.003 * z1))
+            else round(exp(ln(base) + drift * day_number + amp * sin(day_number / period + phase) + 0.012 * z1), 4)
+        end as close
+    from raw
+),
+
+bars as (
+    select *,
+        case when stype = 'fx' then least(fx_hi, greatest(fx_lo, round(close * exp(0.0002 * z2), 4)))
+             else round(close * exp(0.006 * z2), 4) end as open
+    from levels
+),
+
+final as (
+    select
+        '{SOURCE}' as source,
+        symbol,
+        market,
+        bar_date,
+        strftime(bar_date, '%Y-%m-%d') || ' 00:00:00' || tz_offset as "Date",
+        open as "Open",
+        case when stype = 'fx' then greatest(open, close)
+             else round(greatest(open, close) * exp(0.004 * abs(z3)), 4) end as "High",
+        case when stype = 'fx' then least(open, close)
+             else round(least(open, close) * exp(-0.004 * abs(z4)), 4) end as "Low",
+        close as "Close",
+        case when has_dividend then round(close * power(1 - div_yield, greatest(0,
+                 $horizon_year - year(bar_date)
+                 + (month(bar_date) * 100 + day(bar_date) < div_month * 100 + div_day)::int
+                 - ($horizon_md < div_month * 100 + div_day)::int)), 6)
+             else close end as "Adj Close",
+        case when stype = 'fx' then 0.0 else round(volume_base * exp(0.3 * z5)) end as "Volume",
+        case when has_dividend and month(bar_date) = div_month and day(bar_date) between div_day and div_day + 6
+                  and isodow(bar_date) = div_dow then round(div_yield * close, 4)
+             else 0.0 end as "Dividends",
+        case when has_split and year(bar_date) = split_year and month(bar_date) = split_month
+                  and day(bar_date) <= 7 and isodow(bar_date) = 3 then split_ratio
+             else 0.0 end as "Stock Splits",
+        false as auto_adjusted,
+        cast(null as varchar) as source_file,
+        cast($extracted_at as timestamptz) as extracted_at,
+        $run_id as run_id
+    from bars
+)
+
+select * from final
+"""
+
+
+def _unit_sql(k: int) -> str:
+    return f"(cast(hash(sym_id, {k}) >> 11 as double) / 9007199254740992.0)"
+
+
+def _prepare_generator(con, universe, cache_dir: Path, first: date, last: date) -> None:
+    """bench_security (per-listing parameters) and bench_day (trading days per market) in `con`."""
+    import pandas as pd
+
+    from etl.calendars import sessions_frame
+
+    offsets = {"XHKG": "+08:00", "US": "-04:00", "FX": "+01:00"}
+    listings = pd.DataFrame(
+        [{"sym_id": i, "symbol": s.symbol, "market": s.market, "stype": s.security_type,
+          "currency": s.currency, "tz_offset": offsets.get(s.market, "+00:00")}
+         for i, s in enumerate(universe.listings)]
+    )
+    con.register("listing_frame", listings)
+    u = _unit_sql
+    con.execute(f"""
+        create or replace temp table bench_security as
+        select *,
+            2.0 + 300.0 * pow({u(1)}, 2) as base,
+            0.00002 + 0.0001 * {u(2)} as drift,
+            0.3 * {u(3)} as amp,
+            150 + 500 * {u(4)} as period,
+            6.283 * {u(5)} as phase,
+            stype in ('equity', 'etf', 'adr') and {u(6)} < 0.7 as has_dividend,
+            1 + cast(floor(12 * {u(7)}) as int) as div_month,
+            1 + cast(floor(21 * {u(8)}) as int) as div_day,
+            1 + cast(floor(5 * {u(9)}) as int) as div_dow,
+            0.005 + 0.03 * {u(10)} as div_yield,
+            stype = 'equity' and {u(11)} < 0.2 as has_split,
+            {first.year} + cast(floor({last.year - first.year + 1} * {u(12)}) as int) as split_year,
+            1 + cast(floor(12 * {u(13)}) as int) as split_month,
+            case when {u(14)} < 0.85 then 2.0 else 0.5 end as split_ratio,
+            1e5 * pow(10, 2 * {u(15)}) as volume_base,
+            case when symbol = 'HKD=X' then 7.80 else 6.9 end as fx_level,
+            case when symbol = 'HKD=X' then 0.045 else 0.35 end as fx_amp,
+            case when symbol = 'HKD=X' then 7.7501 else 0.1 end as fx_lo,
+            case when symbol = 'HKD=X' then 7.8499 else 100.0 end as fx_hi
+        from listing_frame
+    """)
+    con.unregister("listing_frame")
+    sessions = sessions_frame(universe, cache_dir)
+    con.register("sessions_frame", sessions)
+    con.execute("""
+        create or replace temp table bench_day as
+        select market_code as market, cast(session_date as date) as bar_date from sessions_frame
+        union all
+        select 'FX', cast(d as date) from range(?::date, ?::date + 1, interval 1 day) t(d) where isodow(d) <= 5
+    """, [first, last])
+    con.unregister("sessions_frame")
+    con.execute("create or replace temp table bench_day as select *, bar_date - date '2000-01-01' as day_number "
+                "from bench_day where bar_date between ? and ?", [first, last])
+
+
+def _bars_params(lo: date, hi: date, run_id: str, extracted_at: str) -> dict:
+    return {"lo": lo, "hi": hi, "run_id": run_id, "extracted_at": extracted_at,
+            "horizon_year": INCREMENT_DAY.year, "horizon_md": INCREMENT_DAY.month * 100 + INCREMENT_DAY.day}
+
+
+def _metadata_sql(run_id: str, extracted_at: str, bar_date: date | None) -> str:
+    partition = f", cast('{bar_date}' as date) as bar_date, '{run_id}' as run_id" if bar_date else ""
+    head = f"'{SOURCE}' as source, " if bar_date else ""
+    return f"""
+        select {head}symbol, market,
+            to_json(struct_pack(longName := 'Bench ' || symbol, shortName := symbol, quoteType := upper(stype),
+                                marketCap := round(1e8 * pow(10, 3 * {_unit_sql(21)})),
+                                sharesOutstanding := round(1e7 * pow(10, 3 * {_unit_sql(22)})),
+                                trailingPE := round(5 + 40 * {_unit_sql(23)}, 2))) :: varchar as info,
+            cast('{extracted_at}' as timestamptz) as extracted_at{partition}
+        from bench_security
+    """
+
+
+def generate_landing(settings, universe, first: date, last: date, run_id: str) -> dict:
+    """Landing files for every listing and trading day in [first, last], one file per market and day."""
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("set partitioned_write_max_open_files = 100000")
+    _prepare_generator(con, universe, settings.store_dir / "reference", first, last)
+    prices = settings.landing_dir / "prices"
+    tmp = settings.work_dir / "bench_tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    rows = files = 0
+    year = first.year
+    while year <= last.year:  # one year per COPY: ~760 partitions open at a time, bounded memory
+        lo, hi = max(first, date(year, 1, 1)), min(last, date(year, 12, 31))
+        shutil.rmtree(tmp, ignore_errors=True)
+        rows += con.execute(
+            f"copy ({BARS_SQL}) to '{tmp}' (format parquet, partition_by (source, market, bar_date), "
+            "write_partition_columns true, filename_pattern 'part_{i}')",
+            _bars_params(lo, hi, run_id, BACKFILL_EXTRACTED_AT),
+        ).fetchone()[0]
+        parts = sorted(tmp.rglob("*.parquet"))
+        if len({p.parent for p in parts}) != len(parts):
+            raise RuntimeError("DuckDB split a landing partition into several files")
+        for part in parts:
+            target = prices / part.parent.relative_to(tmp) / f"run-{run_id}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.replace(target)
+            files += 1
+        year += 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    meta = settings.landing_dir / "metadata"
+    con.execute(
+        f"copy ({_metadata_sql(run_id, BACKFILL_EXTRACTED_AT, last)}) to '{tmp}' "
+        "(format parquet, partition_by (source, market, bar_date), write_partition_columns true, "
+        "filename_pattern 'part_{i}')"
+    )
+    for part in tmp.rglob("*.parquet"):
+        target = meta / part.parent.relative_to(tmp) / f"run-{run_id}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part.replace(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    con.close()
+    return {"rows": rows, "files": files, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def write_increment_extract(settings, universe, ctx) -> int:
+    """The day's vendor answer as the extract step leaves it (work/<run>/extract), for the real land step."""
+    import duckdb
+
+    out = ctx.work_dir(settings) / "extract"
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    _prepare_generator(con, universe, settings.store_dir / "reference", ctx.start, ctx.end)
+    con.execute(
+        f"copy (select * exclude (source, run_id) from ({BARS_SQL})) to '{out / 'prices.parquet'}' "
+        "(format parquet)", _bars_params(ctx.start, ctx.end, ctx.run_id, INCREMENT_EXTRACTED_AT))
+    rows = con.execute(f"select count(*) from '{out / 'prices.parquet'}'").fetchone()[0]
+    con.execute(f"copy ({_metadata_sql(ctx.run_id, INCREMENT_EXTRACTED_AT, None)}) to "
+                f"'{out / 'metadata.parquet'}' (format parquet)")
+    con.close()
+    report = {"run_id": ctx.run_id, "source": ctx.source, "symbols_requested": len(ctx.symbols),
+              "symbols_returned": len(ctx.symbols), "rows_extracted": int(rows), "missing": {},
+              "source_calls": len(ctx.symbols), "started_at": INCREMENT_EXTRACTED_AT,
+              "extracted_at": INCREMENT_EXTRACTED_AT}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return int(rows)
+
+
+# ------------------------------------------------------------------------------------------ phases
+# Each runs in a child process: python -m etl.benchmark --phase NAME --config work/config.json --which W
+
+
+def _settings_universe():
+    from etl.config import Settings, load_universe
+
+    settings = Settings.from_env()
+    return settings, load_universe(settings.universe_file)
+
+
+def phase_generate(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    settings, universe = _settings_universe()
+    first = cfg.start_long if which == "long" else cfg.start_short
+    stages: dict = {}
+    with stage(stages, "generate", sampler) as info:
+        out = generate_landing(settings, universe, first, cfg.end, f"bench_backfill_{which}")
+        info.update(rows=out["rows"], files=out["files"])
+    return {"stages": stages, "rows": out["rows"], "files": out["files"], "start": str(first), "end": str(cfg.end)}
+
+
+def _gate_split(store_dir: Path, run_id: str) -> dict:
+    import duckdb
+
+    path = store_dir / "audit" / "dq_run" / f"{run_id}.parquet"
+    con = duckdb.connect()
+    rows = con.execute(f"select table_name, rows_validated, round(duration_s, 3) from '{path}' order by 1").fetchall()
+    con.close()
+    return {t: {"rows": r, "s": s} for t, r, s in rows}
+
+
+def _import_pipeline(stages: dict, sampler: RssSampler) -> None:
+    with stage(stages, "imports", sampler):
+        import great_expectations  # noqa: F401  (what a fresh validate task pays once)
+
+        import etl.pipeline  # noqa: F401
+        import etl.quality.gate  # noqa: F401
+        import etl.quality.suites  # noqa: F401
+        import etl.store  # noqa: F401
+        import etl.transform  # noqa: F401
+
+
+def phase_backfill(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    from etl import pipeline
+
+    stages: dict = {}
+    _import_pipeline(stages, sampler)
+    settings, _ = _settings_universe()
+    first = cfg.start_long if which == "long" else cfg.start_short
+    ctx = pipeline.start_run(SOURCE, first, cfg.end, run_id=f"bench_backfill_{which}")
+    with stage(stages, "transform", sampler) as info:
+        out = pipeline.transform_step(ctx.run_id)
+        rows = out["candidate_rows"]["fct_daily_price"]
+        info.update(rows=rows, landed_files=out["landed_files"])
+    with stage(stages, "validate", sampler, rows=rows) as info:
+        out = pipeline.validate_step(ctx.run_id)
+        info["tables"] = _gate_split(settings.store_dir, ctx.run_id)
+    with stage(stages, "publish", sampler, rows=rows) as info:
+        info.update(pipeline.publish_step(ctx.run_id))
+        info.pop("warehouse", None)
+    total = sum(stages[s]["s"] for s in ("transform", "validate", "publish"))
+    return {"stages": stages, "rows": rows, "s": round(total, 3)}
+
+
+def phase_increment(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    from etl import pipeline
+
+    stages: dict = {}
+    _import_pipeline(stages, sampler)
+    settings, universe = _settings_universe()
+    ctx = pipeline.start_run(SOURCE, INCREMENT_DAY, INCREMENT_DAY, run_id=f"bench_increment_{which}")
+    with stage(stages, "extract", sampler) as info:  # stands in for the source call: not pipeline time
+        info["rows"] = write_increment_extract(settings, universe, ctx)
+    rows = stages["extract"]["rows"]
+    with stage(stages, "land", sampler, rows=rows):
+        pipeline.land_step(ctx.run_id)
+    with stage(stages, "transform", sampler, rows=rows):
+        pipeline.transform_step(ctx.run_id)
+    with stage(stages, "validate", sampler, rows=rows) as info:
+        pipeline.validate_step(ctx.run_id)
+        info["tables"] = _gate_split(settings.store_dir, ctx.run_id)
+    with stage(stages, "publish", sampler, rows=rows) as info:
+        info.update(pipeline.publish_step(ctx.run_id))
+        info.pop("warehouse", None)
+    total = sum(stages[s]["s"] for s in ("land", "transform", "validate", "publish"))
+    return {"stages": stages, "rows": rows, "s": round(total, 3)}
+
+
+FLOOR_SQL = """
+create table floor_price as
+with landed as (
+    select * from read_parquet({files}, union_by_name = true)
+),
+
+listing as (
+    select * from (values {listings}) as t(symbol, currency, security_type)
+),
+
+quotes as (
+    select listing.currency, landed.bar_date as observed_date, 1.0 / landed."Close" as rate_to_usd
+    from landed join listing using (symbol)
+    where listing.security_type = 'fx'
+),
+
+priced as (
+    select landed.*, listing.currency,
+        landed."Adj Close" / lag(landed."Adj Close") over (partition by landed.symbol order by landed.bar_date) - 1
+            as daily_return
+    from landed join listing using (symbol)
+),
+
+with_fx as (
+    select priced.*, quotes.observed_date, quotes.rate_to_usd
+    from priced
+    asof left join quotes on priced.currency = quotes.currency and priced.bar_date >= quotes.observed_date
+)
+
+select * exclude (observed_date, rate_to_usd),
+    case when currency = 'USD' then 1.0
+         when bar_date - observed_date <= 5 then rate_to_usd end as fx_rate_to_usd,
+    "Close" * case when currency = 'USD' then 1.0 when bar_date - observed_date <= 5 then rate_to_usd end
+        as close_usd
+from with_fx
+"""
+
+
+def phase_floor(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    """DuckDB alone: the same landing files into one table with daily return and USD close."""
+    import duckdb
+
+    from etl.landing import landed_files
+
+    settings, universe = _settings_universe()
+    stages: dict = {}
+    path = Path(cfg.work) / which / "floor.duckdb"
+    path.unlink(missing_ok=True)
+    with stage(stages, "floor", sampler) as info:
+        files = landed_files(settings, "prices", SOURCE, set(universe.markets) | {"FX"}, cfg.start_long, cfg.end)
+        listings = ", ".join(f"('{s.symbol}', '{s.currency}', '{s.security_type}')" for s in universe.listings)
+        con = duckdb.connect(str(path))
+        con.execute(FLOOR_SQL.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]", listings=listings))
+        con.execute("checkpoint")
+        info["rows"] = con.execute("select count(*) from floor_price").fetchone()[0]
+        info["nulls_usd"] = con.execute("select count(*) from floor_price where close_usd is null").fetchone()[0]
+        con.close()
+    path.unlink(missing_ok=True)
+    return {"stages": stages, "rows": stages["floor"]["rows"], "s": stages["floor"]["s"]}
+
+
+def phase_source(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    """Calls the real YFinanceSource makes for one daily run of every security (fake Yahoo behind it)."""
+    import pandas as pd
+
+    from etl.sources.yfinance_source import YFinanceSource
+
+    _, universe = _settings_universe()
+    symbols = universe.symbols_for_market(None)
+    day = INCREMENT_DAY
+
+    class FakeTicker:
+        def __init__(self, symbol: str) -> None:
+            self.symbol = symbol
+
+        def history(self, **kwargs):
+            index = pd.DatetimeIndex([pd.Timestamp(day)], name="Date").tz_localize("UTC")
+            return pd.DataFrame({"Open": [10.0], "High": [11.0], "Low": [9.0], "Close": [10.5],
+                                 "Adj Close": [10.4], "Volume": [1000], "Dividends": [0.0],
+                                 "Stock Splits": [0.0]}, index=index)
+
+        @property
+        def info(self):
+            return {"longName": self.symbol, "quoteType": "EQUITY"}
+
+    source = YFinanceSource(universe, min_interval=0.0, ticker_factory=FakeTicker)
+    stages: dict = {}
+    with stage(stages, "source_fetch", sampler, rows=len(symbols)):
+        result = source.fetch(symbols, day, day)
+    kinds = dict(source.calls_by_kind)
+    n = len(symbols)
+    return {"stages": stages, "symbols": n, "calls_by_kind": kinds,
+            "price_calls_per_security": round(kinds.get("history", 0) / n, 3),
+            "metadata_calls_per_security": round(kinds.get("info", 0) / n, 3),
+            "calls_per_security": round(source.total_calls / n, 3), "frames": len(result.frames)}
+
+
+def phase_airflow(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    """The demo window (Sept 2025, sample source, default universe) via `airflow dags test` and `python -m etl`."""
+    root = Path(cfg.work) / "airflow"
+    shutil.rmtree(root, ignore_errors=True)
+    bin_dir = Path(sys.executable).parent
+    start, end = "2025-09-01", "2025-09-30"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    base.update({"GX_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(PROJECT_ROOT),
+                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})
+
+    def env_for(name: str) -> dict:
+        data = root / name / "data"
+        return {**base, "ETL_DATA_DIR": str(data), "ETL_WAREHOUSE": str(data / "warehouse.duckdb")}
+
+    home = root / "airflow_home"
+    home.mkdir(parents=True)
+    af_env = {**env_for("airflow"), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+              "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+              "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
+    stages: dict = {}
+
+    def run(cmd, env, timeout=900):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+        return proc
+
+    with stage(stages, "airflow_setup", sampler):
+        run([str(bin_dir / "airflow"), "db", "migrate"], af_env)
+        run([str(bin_dir / "airflow"), "pools", "set", "warehouse_writer", "1", "bench"], af_env)
+    conf = json.dumps({"source": "sample", "start": start, "end": end})
+    with stage(stages, "airflow_dags_test", sampler):
+        for dag_id in ("market_daily_xhkg", "market_daily_us"):
+            out = run([str(bin_dir / "airflow"), "dags", "test", dag_id, end, "-c", conf], af_env)
+            if "state=success" not in out.stdout + out.stderr:
+                raise RuntimeError(f"airflow dags test {dag_id} did not succeed")
+    with stage(stages, "python_m_etl_run", sampler):
+        for market in ("XHKG", "US"):
+            run([sys.executable, "-m", "etl", "run", "--source", "sample", "--start", start, "--end", end,
+                 "--market", market], env_for("cli"))
+    af, cli = stages["airflow_dags_test"]["s"], stages["python_m_etl_run"]["s"]
+    return {"stages": stages, "airflow_s": af, "cli_s": cli, "ratio": round(af / cli, 2) if cli else None}
+
+
+PHASES = {"generate": phase_generate, "backfill": phase_backfill, "floor": phase_floor,
+          "increment": phase_increment, "source": phase_source, "airflow": phase_airflow}
+
+
+def run_phase(name: str, config: Path, which: str, out: Path) -> None:
+    cfg = BenchConfig(**json.loads(config.read_text()))
+    sampler = RssSampler()
+    started = time.perf_counter()
+    try:
+        result = PHASES[name](cfg, which, sampler)
+    finally:
+        sampler.close()
+    result.update(phase=name, which=which, wall_s=round(time.perf_counter() - started, 3),
+                  peak_rss_mb=sampler.peak_mb())
+    out.write_text(json.dumps(result, indent=2, default=str))
+
+
+def _child(cfg: BenchConfig, name: str, which: str) -> dict:
+    out = Path(cfg.work) / f"phase-{name}-{which}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "etl.benchmark", "--phase", name, "--which", which,
+           "--config", str(Path(cfg.work) / "config.json"), "--phase-out", str(out)]
+    print(f"  .. {name} ({which})", flush=True)
+    env = cfg.env(which)
+    env.setdefault("ETL_LOG_LEVEL", "WARNING")
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"benchmark phase {name} ({which}) failed:\n{(proc.stdout + proc.stderr)[-6000:]}")
+    result = json.loads(out.read_text())
+    print(f"     {result['wall_s']:.1f} s wall, peak {result['peak_rss_mb']:.0f} MB", flush=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def machine() -> dict:
+    import psutil
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import duckdb
+
+    return {"nproc": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu": cpu, "python": platform.python_version(), "duckdb": duckdb.__version__,
+            "platform": platform.platform()}
+
+
+def _ratio(a, b):
+    return round(a / b, 2) if a is not None and b else None
+
+
+def summarize(cfg: BenchConfig, phases: dict) -> dict:
+    gen, back, floor = phases["generate_long"], phases["backfill_long"], phases["floor_long"]
+    inc_long, inc_short = phases["increment_long"], phases["increment_short"]
+    source = phases["source"]
+    pipeline_peaks = [back["peak_rss_mb"], inc_long["peak_rss_mb"], inc_short["peak_rss_mb"]]
+    results = {
+        "securities": cfg.securities,
+        "listings_with_fx": source["symbols"],
+        "years": round(cfg.days / 365.25, 2),
+        "days": cfg.days,
+        "short_days": cfg.short_days,
+        "window": [gen["start"], gen["end"]],
+        "increment_day": str(INCREMENT_DAY),
+        "landing_files": gen["files"],
+        "landing_rows": gen["rows"],
+        "price_rows": back["rows"],
+        "generate_s": gen["stages"]["generate"]["s"],
+        "backfill_s": back["s"],
+        "backfill_rows_per_s": round(back["rows"] / back["s"]) if back["s"] else None,
+        "floor_s": floor["s"],
+        "backfill_vs_floor": _ratio(back["s"], floor["s"]),
+        "increment_long_s": inc_long["s"],
+        "increment_short_s": inc_short["s"],
+        "increment_ratio": _ratio(inc_long["s"], inc_short["s"]),
+        "increment_rows": inc_long["rows"],
+        "peak_rss_mb": max(pipeline_peaks),
+        "peak_rss_mb_floor": floor["peak_rss_mb"],
+        "source_calls_per_security": source["price_calls_per_security"],
+        "source_calls_per_security_with_metadata": source["calls_per_security"],
+        "source_calls_by_kind": source["calls_by_kind"],
+        "stages": {
+            "backfill": back["stages"],
+            "floor": floor["stages"],
+            "increment_long": inc_long["stages"],
+            "increment_short": inc_short["stages"],
+            "backfill_short": phases["backfill_short"]["stages"],
+        },
+        "peak_rss_mb_by_phase": {k: v["peak_rss_mb"] for k, v in phases.items()},
+        "machine": machine(),
+    }
+    if "airflow" in phases:
+        af = phases["airflow"]
+        results["airflow"] = {"dags_test_s": af["airflow_s"], "python_m_etl_run_s": af["cli_s"],
+                              "ratio": af["ratio"], "setup_s": af["stages"]["airflow_setup"]["s"]}
+    measured = {k: results.get(k) for k in TARGETS}
+    results["targets"] = {
+        k: {"target": t, "measured": measured[k], "met": measured[k] is not None and measured[k] <= t}
+        for k, t in TARGETS.items()
+    }
+    return results
+
+
+def table(results: dict) -> str:
+    st = results["stages"]
+    rows = [
+        ("securities x years", f"{results['securities']} x {results['years']} ({results['price_rows']:,} price rows)"),
+        ("generate landing (not timed)", f"{results['generate_s']:.1f} s, {results['landing_files']:,} files"),
+    ]
+    for name in ("transform", "validate", "publish"):
+        s = st["backfill"][name]
+        rows.append((f"backfill: {name}", f"{s['s']:.2f} s  {s.get('rows_per_s') or 0:>12,} rows/s  "
+                                           f"peak {s['peak_rss_mb']:.0f} MB"))
+    rows += [
+        ("backfill total", f"{results['backfill_s']:.2f} s  {results['backfill_rows_per_s'] or 0:>12,} rows/s"),
+        ("floor (DuckDB alone)", f"{results['floor_s']:.2f} s  -> backfill / floor = {results['backfill_vs_floor']}x"),
+        ("peak RSS (pipeline)", f"{results['peak_rss_mb']:.0f} MB (floor {results['peak_rss_mb_floor']:.0f} MB)"),
+    ]
+    for which in ("long", "short"):
+        s = st[f"increment_{which}"]
+        split = ", ".join(f"{k} {s[k]['s']:.2f}" for k in ("land", "transform", "validate", "publish"))
+        rows.append((f"increment on {which} warehouse", f"{results[f'increment_{which}_s']:.2f} s ({split})"))
+    rows.append(("increment long / short", f"{results['increment_ratio']}x"))
+    rows.append(("source calls per security", f"{results['source_calls_per_security']} prices+actions, "
+                                              f"{results['source_calls_per_security_with_metadata']} with metadata"))
+    if "airflow" in results:
+        af = results["airflow"]
+        rows.append(("demo: airflow dags test", f"{af['dags_test_s']:.1f} s vs python -m etl run "
+                                                f"{af['python_m_etl_run_s']:.1f} s ({af['ratio']}x)"))
+    rows.append(("targets", ", ".join(f"{k} {'met' if v['met'] else 'MISSED'} ({v['measured']} vs {v['target']})"
+                                      for k, v in results["targets"].items())))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
+
+
+def run_benchmark(cfg: BenchConfig, out: Path) -> dict:
+    work = Path(cfg.work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "config.json").write_text(json.dumps(asdict(cfg)))
+    cfg.universe_file.write_text(universe_yaml(cfg.securities, cfg.start_long - timedelta(days=60)))
+    print(f"benchmark: {cfg.securities} securities, {cfg.days} days of history "
+          f"({cfg.start_long}..{cfg.end}), short warehouse {cfg.short_days} days; work dir {work}", flush=True)
+    phases = {}
+    phases["generate_long"] = _child(cfg, "generate", "long")
+    phases["backfill_long"] = _child(cfg, "backfill", "long")
+    phases["floor_long"] = _child(cfg, "floor", "long")
+    phases["increment_long"] = _child(cfg, "increment", "long")
+    phases["generate_short"] = _child(cfg, "generate", "short")
+    phases["backfill_short"] = _child(cfg, "backfill", "short")
+    phases["increment_short"] = _child(cfg, "increment", "short")
+    phases["source"] = _child(cfg, "source", "long")
+    if cfg.airflow:
+        phases["airflow"] = _child(cfg, "airflow", "long")
+    results = summarize(cfg, phases)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(table(results))
+    print(f"\nwritten to {out}")
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m etl.benchmark", description=__doc__.split("\n\n")[0])
+    p.add_argument("--securities", type=int, default=5000, help="listings besides the FX pairs (default 5000)")
+    p.add_argument("--years", type=float, default=20.0, help="years of daily history (default 20)")
+    p.add_argument("--days", type=int, help="history in calendar days instead of --years (smoke runs)")
+    p.add_argument("--short-years", type=float, default=1.0,
+                   help="history of the second warehouse for the increment ratio (default 1 year)")
+    p.add_argument("--work", default=str(DEFAULT_WORK), help="scratch dir, wiped first (default bench/work)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="results file (default bench/results.json)")
+    p.add_argument("--no-airflow", action="store_true", help="skip the `airflow dags test` comparison")
+    p.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    p.add_argument("--which", default="long", help=argparse.SUPPRESS)
+    p.add_argument("--config", help=argparse.SUPPRESS)
+    p.add_argument("--phase-out", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.phase:
+        run_phase(args.phase, Path(args.config), args.which, Path(args.phase_out))
+        return 0
+    days = args.days or max(2, round(args.years * 365.25))
+    short = max(1, round(args.short_years * 365.25))
+    if short >= days:  # a history shorter than the "short" one: compare with a quarter of it instead
+        short = max(1, days // 4)
+    cfg = BenchConfig(securities=args.securities, days=days, short_days=short,
+                      work=str(Path(args.work).resolve()), airflow=not args.no_airflow)
+    run_benchmark(cfg, Path(args.out).resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
