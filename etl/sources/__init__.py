@@ -10,8 +10,10 @@ from etl.sources.base import FetchResult, PriceSource, SourceError
 SOURCE_NAMES = ("sample", "replay", "yfinance")
 
 
-def make_source(name: str, universe: Universe, replay_dir: str | Path | None = None) -> PriceSource:
-    """Build the named source; heavy imports (yfinance) happen only for the source asked for."""
+def make_source(name: str, universe: Universe, replay_dir: str | Path | None = None, budget=None) -> PriceSource:
+    """Build the named source; heavy imports (yfinance) happen only for the source asked for.
+
+    `budget` (etl.sources.budget.RequestBudget) is the Yahoo request budget shared by the run's tasks."""
     if name == "sample":
         from etl.sources.sample import SampleSource
 
@@ -25,7 +27,7 @@ def make_source(name: str, universe: Universe, replay_dir: str | Path | None = N
     if name == "yfinance":
         from etl.sources.yfinance_source import YFinanceSource
 
-        return YFinanceSource(universe)
+        return YFinanceSource(universe, budget=budget)
     raise SourceError(f"unknown source {name!r}; choose one of {', '.join(SOURCE_NAMES)}")
 
 

@@ -45,6 +45,8 @@ class FetchResult:
     # or whether the vendor already adjusted OHLC for dividends and splits).
     frame_info: dict[str, dict] = field(default_factory=dict)
     calls: int = 0
+    # Things the operator should know that are not a missing symbol (e.g. a replay file no listing matches)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -79,6 +79,9 @@ class ReplaySource:
                 "auto_adjusted": "Adj Close" not in file_columns,
                 "dropped_columns": dropped,
             }
+            if dropped:
+                result.warnings.append(f"{symbol}: columns {dropped} of {path.name} are not vendor price fields; "
+                                       "not landed")
         return result
 
     def _files_for(self, symbols: list[str], result: FetchResult) -> dict[str, Path]:
@@ -87,11 +90,15 @@ class ReplaySource:
             what = "is not a directory" if self.replay_dir.exists() else "does not exist"
             raise SourceError(f"replay directory {self.replay_dir} {what}")
         wanted = {s.casefold(): s for s in symbols}
+        known = {s.casefold() for s in self.universe.by_symbol}
         found: dict[str, list[Path]] = {}
         for path in sorted(self.replay_dir.rglob("*")):
             symbol = wanted.get(path.stem.casefold())
             if symbol is not None and path.suffix.lower() == ".csv" and path.is_file():
                 found.setdefault(symbol, []).append(path)
+            elif path.suffix.lower() == ".csv" and path.stem.casefold() not in known:
+                # never read: the symbol comes from the universe, a file name never reaches a path or SQL
+                result.warnings.append(f"ignored {path.name!r}: no listing in the universe is named {path.stem!r}")
         files: dict[str, Path] = {}
         for symbol in symbols:
             paths = found.get(symbol, [])
