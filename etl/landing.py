@@ -6,16 +6,19 @@ import json
 import logging
 import os
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
 
-from etl.config import Settings, Universe
+from etl import audit
+from etl.config import Settings, Universe, check_symbol, extract_policy
+from etl.faults import pause_point
 from etl.run import RunContext
 from etl.sources import SourceError, make_source
-from etl.sources.base import RAW_COLUMNS
+from etl.sources.base import RAW_COLUMNS, FetchResult
 
 log = logging.getLogger(__name__)
 
@@ -52,47 +55,204 @@ def _frames_to_long(frames: dict[str, pd.DataFrame], frame_info: dict, universe:
     return long[LONG_COLUMNS]
 
 
-def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None) -> dict:
-    """Call the source once for the run's symbols and window; keep its answer in the run's work dir."""
-    source = source or make_source(ctx.source, universe, ctx.replay_dir)
+def bar_final_at(universe: Universe, symbol: str, bar_date: date, grace: timedelta) -> datetime:
+    """When a daily bar stops changing: its market's close on that day plus the grace (an exchange listing),
+    or the end of the day in the exchange's timezone plus the grace (FX, which Yahoo stamps in London time)."""
+    listing = universe.by_symbol[symbol]
+    market = universe.markets.get(listing.market)
+    if market is not None:
+        close = datetime.combine(bar_date, time.fromisoformat(market.close_local), ZoneInfo(market.timezone))
+    else:
+        tz = universe.exchanges[listing.exchange]["timezone"]
+        close = datetime.combine(bar_date + timedelta(days=1), time(0, 0), ZoneInfo(tz))
+    return close + grace
+
+
+def _unfinished(long: pd.DataFrame, universe: Universe, now: datetime, grace: timedelta) -> pd.Series:
+    """Per row: None for a final bar, else 'future_date' or 'session_not_closed' (the bar may still change)."""
+    reasons = pd.Series([None] * len(long), index=long.index, dtype=object)
+    # only the last few days can still be open: bar_final_at is at most a day and the grace after bar_date
+    recent = long[pd.to_datetime(long["bar_date"]) >= pd.Timestamp(now.date() - timedelta(days=2 + grace.days))]
+    for (symbol, bar_date), rows in recent.groupby(["symbol", "bar_date"]).groups.items():
+        final_at = bar_final_at(universe, symbol, bar_date, grace)
+        if now < final_at:
+            local_today = now.astimezone(final_at.tzinfo).date()
+            reasons.loc[rows] = "future_date" if bar_date > local_today else "session_not_closed"
+    return reasons
+
+
+def _expected_symbols(ctx: RunContext, settings: Settings, universe: Universe, now: datetime,
+                      grace: timedelta) -> set[str]:
+    """Symbols that must have data: their market had at least one session (FX: a weekday) in the window that
+    has closed by now. A listing whose market was shut for the whole window is not missing anything."""
+    from etl.calendars import market_sessions
+
+    closed: dict[str, bool] = {}
+    expected = set()
+    for symbol in ctx.symbols:
+        listing = universe.by_symbol[symbol]
+        if listing.market not in closed:
+            if listing.market in universe.markets:
+                days = market_sessions(universe, listing.market, ctx.effective_start, ctx.end,
+                                       settings.store_dir / "reference")
+            else:
+                days = [d.date() for d in pd.date_range(ctx.effective_start, ctx.end) if d.weekday() < 5]
+            closed[listing.market] = any(bar_final_at(universe, symbol, d, grace) <= now for d in days)
+        if closed[listing.market]:
+            expected.add(symbol)
+    return expected
+
+
+def _checkpoint_dir(ctx: RunContext, settings: Settings) -> Path:
+    return ctx.work_dir(settings) / "extract" / "fetched"
+
+
+def _save_checkpoint(folder: Path, result: FetchResult, universe: Universe, extracted_at: datetime,
+                     now: datetime, grace: timedelta) -> list[dict]:
+    """Keep each symbol's answer as soon as it is in (one file per symbol): a rerun of a failed extract then
+    asks the source only for the others. Unfinished bars are cut here, with the time they were fetched at."""
+    folder.mkdir(parents=True, exist_ok=True)
+    excluded = []
+    for symbol, frame in result.frames.items():
+        if frame is None or frame.empty:
+            continue
+        check_symbol(symbol, "source answer")  # the symbol names a file below
+        long = _frames_to_long({symbol: frame}, result.frame_info, universe)
+        long["extracted_at"] = extracted_at
+        reasons = _unfinished(long, universe, now, grace)
+        for index in reasons[reasons.notna()].index:
+            row = long.loc[index]
+            excluded.append({"symbol": symbol, "bar_date": row["bar_date"], "reason": reasons[index],
+                             "source_file": row["source_file"],
+                             "raw_record": json.dumps({c: row[c] for c in ["Date", *RAW_COLUMNS]}, default=str)})
+        long = long[reasons.isna()]
+        info = {"metadata": result.metadata.get(symbol), "excluded": [e for e in excluded if e["symbol"] == symbol]}
+        tmp = folder / f".{symbol}.tmp"
+        long.to_parquet(tmp, index=False)
+        tmp.replace(folder / f"{symbol}.parquet")
+        (folder / f".{symbol}.json.tmp").write_text(json.dumps(info, default=str))
+        (folder / f".{symbol}.json.tmp").replace(folder / f"{symbol}.json")
+    return excluded
+
+
+def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None,
+            now: datetime | None = None) -> dict:
+    """Call the source for the run's symbols and window (plus the restatement lookback); keep its answer in
+    the run's work dir.
+
+    Faults (README "Faults and bad input"): each symbol's answer is kept as it arrives, so a rerun after a
+    failure part-way (network error, rate limit) fetches only the symbols still missing; bars whose session
+    has not closed yet are excluded; expected symbols the source did not deliver are quarantined
+    (missing_from_source), or fail the extract when fewer than the policy's min_completeness came back.
+    """
+    policy = extract_policy(ctx.source, universe)
+    grace = timedelta(minutes=policy.partial_bar_grace_minutes)
+    now = now or datetime.now(UTC)
+    if source is None:
+        budget = None
+        if ctx.source == "yfinance":
+            from etl.sources.budget import RequestBudget, max_requests_for
+            from etl.sources.yfinance_source import _min_interval_from_env
+
+            budget = RequestBudget(settings.work_dir / ".yahoo-request-budget.json", ctx.run_id,
+                                   _min_interval_from_env(), max_requests_for(len(ctx.symbols)))
+        source = make_source(ctx.source, universe, ctx.replay_dir, budget=budget)
+    out = ctx.work_dir(settings) / "extract"
+    folder = _checkpoint_dir(ctx, settings)
+    if (folder / ".complete").exists():
+        shutil.rmtree(folder)  # a completed extract that is run again starts over
+    kept = sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    todo = [s for s in ctx.symbols if s not in set(kept)]
     started = datetime.now(UTC)
-    result = source.fetch(ctx.symbols, ctx.start, ctx.end)
+    try:
+        result = source.fetch(todo, ctx.effective_start, ctx.end) if todo else FetchResult()
+    except SourceError as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            _save_checkpoint(folder, partial, universe, datetime.now(UTC), now, grace)
+        have = len(list(folder.glob("*.parquet"))) if folder.is_dir() else 0
+        if have:
+            raise SourceError(
+                f"{exc} [{have} of {len(ctx.symbols)} symbols fetched before the failure are kept in {folder}; "
+                f"rerunning this run's extract asks only for the other {len(ctx.symbols) - have}]"
+            ) from exc
+        raise
     extracted_at = datetime.now(UTC)
     frames = {s: f for s, f in result.frames.items() if f is not None and not f.empty}
     for symbol in set(result.frames) - set(frames):
         result.missing.setdefault(symbol, "empty frame")
-    if not frames:
+    result.frames = frames
+    _save_checkpoint(folder, result, universe, extracted_at, now, grace)
+
+    longs, meta_rows, excluded = [], [], []
+    for path in sorted(folder.glob("*.parquet")):
+        symbol = path.stem
+        part = pd.read_parquet(path)
+        info = json.loads((folder / f"{symbol}.json").read_text())
+        excluded += info["excluded"]
+        if len(part):
+            longs.append(part)
+        if info["metadata"] is not None and symbol in universe.by_symbol:
+            meta_rows.append({"symbol": symbol, "market": universe.market_of(symbol),
+                              "info": json.dumps(info["metadata"], default=str),
+                              "extracted_at": part["extracted_at"].iloc[0] if len(part) else extracted_at})
+    long = pd.concat(longs, ignore_index=True) if longs else pd.DataFrame(columns=[*LONG_COLUMNS, "extracted_at"])
+    returned = set(long["symbol"]) if len(long) else set()
+    for symbol in sorted(set(ctx.symbols) - returned - set(result.missing)):
+        result.missing[symbol] = "only bars whose session had not closed yet" if any(
+            e["symbol"] == symbol for e in excluded) else "no rows from the source"
+    expected = _expected_symbols(ctx, settings, universe, now, grace)
+    missing_expected = {s: result.missing.get(s, "no rows from the source") for s in sorted(expected - returned)}
+    completeness = 1.0 - len(missing_expected) / len(expected) if expected else 1.0
+    quarantine = [
+        {"table_name": "fct_daily_price", "symbol": s, "bar_date": None, "reason": "missing_from_source",
+         "source": ctx.source, "source_file": None, "run_id": ctx.run_id,
+         "raw_record": json.dumps({"source_reason": r, "window": [str(ctx.effective_start), str(ctx.end)]})}
+        for s, r in missing_expected.items()
+    ] + [e | {"table_name": "fct_daily_price", "source": ctx.source, "run_id": ctx.run_id} for e in excluded]
+    audit.append(settings.store_dir, "quarantine", quarantine, f"{ctx.run_id}__extract")
+    for symbol, reason in sorted(result.missing.items()):
+        log.warning("%s: no data for %s: %s", ctx.source, symbol, reason)
+    if not returned:
         reasons = "; ".join(f"{s}: {r}" for s, r in sorted(result.missing.items())[:10])
         raise SourceError(f"{ctx.source} returned no rows for any of {len(ctx.symbols)} symbols "
-                          f"between {ctx.start} and {ctx.end} ({reasons})")
-    long = _frames_to_long(frames, result.frame_info, universe)
-    long["extracted_at"] = extracted_at
-    out = ctx.work_dir(settings) / "extract"
+                          f"between {ctx.effective_start} and {ctx.end} ({reasons})")
+    if completeness < policy.min_completeness:
+        listed = "; ".join(f"{s} ({r})" for s, r in missing_expected.items())
+        raise SourceError(
+            f"{ctx.source} delivered {len(expected) - len(missing_expected)} of {len(expected)} expected symbols "
+            f"({completeness:.1%}, the {ctx.source} policy needs {policy.min_completeness:.0%}; "
+            f"ETL_MIN_COMPLETENESS): missing {listed}. Nothing was landed; a rerun fetches only these"
+        )
     out.mkdir(parents=True, exist_ok=True)
     long.to_parquet(out / "prices.parquet", index=False)
-    meta = pd.DataFrame(
-        [{"symbol": s, "market": universe.market_of(s), "info": json.dumps(m, default=str)}
-         for s, m in result.metadata.items() if s in universe.by_symbol]
-        , columns=["symbol", "market", "info"],
-    )
-    meta["extracted_at"] = extracted_at
+    meta = pd.DataFrame(meta_rows, columns=["symbol", "market", "info", "extracted_at"])
     meta.to_parquet(out / "metadata.parquet", index=False)
     report = {
         "run_id": ctx.run_id,
         "source": ctx.source,
+        "window": [str(ctx.effective_start), str(ctx.end)],
         "symbols_requested": len(ctx.symbols),
-        "symbols_returned": len(frames),
+        "symbols_returned": len(returned),
+        "symbols_from_earlier_attempt": len(kept),
         "rows_extracted": int(len(long)),
         "missing": dict(sorted(result.missing.items())),
+        "completeness": round(completeness, 4),
+        "min_completeness": policy.min_completeness,
+        "quarantined": len(quarantine),
+        "quarantined_symbols": sorted(missing_expected),
+        "excluded_bars": [{k: str(e[k]) for k in ("symbol", "bar_date", "reason")} for e in excluded],
+        "warnings": list(result.warnings),
         "source_calls": int(result.calls),
         "started_at": started.isoformat(),
         "extracted_at": extracted_at.isoformat(),
     }
     if os.environ.get("ETL_FUNDAMENTALS", "on") != "off" and hasattr(source, "fetch_fundamentals"):
         report["fundamentals"] = _extract_fundamentals(ctx, universe, source, out, extracted_at)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    for symbol, reason in sorted(result.missing.items()):
-        log.warning("%s: no data for %s: %s", ctx.source, symbol, reason)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (folder / ".complete").touch()
+    for warning in result.warnings:
+        log.warning("%s: %s", ctx.source, warning)
     return report
 
 
@@ -159,6 +319,8 @@ def _copy_partitioned(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, dest:
         target.parent.mkdir(parents=True, exist_ok=True)
         part.replace(target)  # same file system: atomic, and a retry of this run overwrites its own file
         files += 1
+        if files == 1:
+            pause_point("land:after_first_file")
     shutil.rmtree(tmp, ignore_errors=True)
     con.unregister("frame")
     return files
