@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-fast lint airflow run sql report export clean
+.PHONY: help venv install airflow-init demo test test-fast lint airflow run sql report export ui-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ test: venv ## the whole suite (unit, SQL, DAG integrity, pipeline, replay of rea
 
 test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+ui-check: venv ## the Airflow UI in headless Chromium: login, run market_daily_xhkg, screenshot data/ui-check/grid.png
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (apt-get)"; $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null; }
+	$(BIN)/python etl/deploy/ui_check.py
 
 lint: venv ## ruff
 	$(BIN)/ruff check etl dags tests

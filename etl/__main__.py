@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                                    replay_dir=args.replay_dir, run_id=args.run_id, **kw)
             print(json.dumps({"run_id": out["run_id"], "published": out["publish"],
                               "rows": out["transform"]["candidate_rows"],
-                              "missing": out["extract"]["missing"]}, indent=2, default=str))
+                              "missing": out["extract"]["missing"],
+                              "summary": out["summary"]}, indent=2, default=str))
         elif args.verb == "start":
             ctx = pipeline.start_run(args.source, args.start, args.end, market=args.market, run_id=args.run_id,
                                      replay_dir=args.replay_dir, **kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def sessions_frame(universe: Universe, cache_dir: Path) -> pd.DataFrame:
         frames.append(pd.DataFrame({"market_code": market.code, "session_date": sessions.date}))
     frame = pd.concat(frames, ignore_index=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # per process: two DAGs may build it at once
     frame.to_parquet(tmp, index=False)
     tmp.replace(path)
     return frame

@@ -27,12 +27,16 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from etl.audit import AUDIT_SCHEMAS, audit_dir
+from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
 from etl.config import Settings
 
 KEEP_EXPORTS = 3
 CURRENT = "current"
 MANIFEST_FILE = "_export.json"
+
+
+class ExportError(RuntimeError):
+    """The warehouse was published but its Parquet export could not be written."""
 
 
 def export_dir(settings: Settings) -> Path:
@@ -49,17 +53,20 @@ def _link_or_copy(source: Path, target: Path) -> str:
         return "copy"
 
 
-def _version_name(root: Path, seq: int) -> str:
-    """v<seq>, or v<seq>-<n> when that manifest was already exported (a forced re-export)."""
-    name, n = f"v{seq:06d}", 1
-    while (root / name).exists():
-        name, n = f"v{seq:06d}-{n}", n + 1
-    return name
-
-
 def _sort_key(path: Path) -> tuple[int, int]:
     seq, _, n = path.name[1:].partition("-")
     return int(seq), int(n or 0)
+
+
+def _versions(root: Path) -> list[Path]:
+    """Export directories, oldest first."""
+    return sorted((p for p in root.glob("v[0-9]*") if p.is_dir() and not p.is_symlink()), key=_sort_key)
+
+
+def _version_name(root: Path, seq: int) -> str:
+    """v<seq>, or v<seq>-<n> (n above any earlier one) when that manifest was exported before (a re-export)."""
+    earlier = [_sort_key(p)[1] for p in _versions(root) if _sort_key(p)[0] == seq]
+    return f"v{seq:06d}" if not earlier else f"v{seq:06d}-{max(earlier) + 1}"
 
 
 def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EXPORTS) -> dict:
@@ -102,6 +109,8 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
                 con.execute(f"copy (select * from {view}) to '{target}' (format parquet, compression zstd)")
                 tables[view] = {"files": [str(target.relative_to(tmp))], "rows": pq.read_metadata(target).num_rows,
                                 "partitioned_by": None, "materialised_view": True}
+            audit_as_of = datetime.now(UTC).isoformat()  # audit rows written later are in the next export
+            ensure_audit_schema_files(store.root)
             for table in AUDIT_SCHEMAS:
                 target = tmp / table / "data.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +126,7 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
             "run_id": manifest.get("run_id"),
             "published_at": manifest.get("published_at"),
             "exported_at": datetime.now(UTC).isoformat(),
+            "audit_as_of": audit_as_of,
             "tables": tables,
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
@@ -138,7 +148,7 @@ def gc(settings: Settings, keep: int = KEEP_EXPORTS) -> list[str]:
     """Remove export directories beyond the last `keep` (never the current one) and stale temporaries."""
     root = export_dir(settings)
     current = (root / CURRENT).resolve() if (root / CURRENT).exists() else None
-    versions = sorted((p for p in root.glob("v*") if p.is_dir() and not p.is_symlink()), key=_sort_key)
+    versions = _versions(root)
     removed = []
     for path in versions[:-keep] if keep else versions:
         if path.resolve() != current:

@@ -6,7 +6,7 @@ writes its pid to ETL_TEST_PAUSE_MARKER (default <tmp>/etl-pause-<point>) and wa
 <marker>.resume appears or ETL_TEST_PAUSE_SECONDS (default 120) pass, then carries on. A test waits for the
 marker, then SIGKILLs the process (or creates the resume file to let it go on).
 
-Points: land:after_first_file, transform:after_staging, validate:after_dq_result, audit:before_replace,
+Points: land:after_first_file, transform:after_core_models, validate:after_dq_result, audit:before_replace,
 publish:after_data_files, publish:before_commit, publish:before_rename.
 """
 

@@ -7,14 +7,49 @@ landing, and publish replaces exactly the run's (symbols x window) scope.
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import UTC, date, datetime
+import os
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from etl import audit
-from etl.config import Settings, Universe, load_universe
+from etl.config import Settings, Universe, extract_policy, load_universe
 from etl.run import RunContext, new_run_id, safe_run_id
 
 log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """Publishing could not complete (unwritable path, disk full); the published warehouse is unchanged."""
+
+
+def _candidate_identity(path: Path) -> str | None:
+    """Which candidate the gate passed: the random id every transform writes into its candidate."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select candidate_id from candidate_info").fetchone()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _check_writable(folder: Path, what: str, run_id: str, seq: int) -> None:
+    """Fail before writing anything when `folder` cannot take a new file."""
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise PublishError(f"cannot publish run {run_id}: the {what} {folder} is not writable "
+                           f"({type(exc).__name__}: {exc}); nothing was published, the warehouse still shows "
+                           f"manifest {seq}") from exc
 
 
 def _settings_universe(warehouse=None, universe=None) -> tuple[Settings, Universe]:
@@ -42,6 +77,11 @@ def start_run(source: str, start: date, end: date, market: str | None = None, ru
         raise ValueError(f"end {end} is before start {start}")
     if market is not None and market not in uni.markets:
         raise ValueError(f"unknown market {market}; the universe has {', '.join(uni.markets)}")
+    from etl.sources import SOURCE_NAMES
+
+    if source not in SOURCE_NAMES:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCE_NAMES)}")
+    lookback = extract_policy(source, uni).restatement_lookback_days
     ctx = RunContext(
         run_id=safe_run_id(run_id) if run_id else new_run_id(source, market, start, end),
         source=source,
@@ -50,18 +90,20 @@ def start_run(source: str, start: date, end: date, market: str | None = None, ru
         end=end,
         symbols=uni.symbols_for_market(market),
         replay_dir=str(replay_dir) if replay_dir else None,
+        restate_from=start - timedelta(days=lookback) if lookback else None,
     )
     ctx.save(settings)
     return ctx
 
 
-def extract_step(run_id: str, warehouse=None, universe=None, source=None) -> dict:
+def extract_step(run_id: str, warehouse=None, universe=None, source=None, now: datetime | None = None) -> dict:
+    """`now` (tests) is the time the partial-bar rule compares session closes with; default the clock."""
     from etl.landing import extract
 
     settings, uni = _settings_universe(warehouse, universe)
     ctx = RunContext.load(settings, run_id)
-    return _step(ctx, settings, "extract", lambda: extract(ctx, settings, uni, source),
-                 lambda r: {"rows_out": r["rows_extracted"], "rows_rejected": len(r["missing"])})
+    return _step(ctx, settings, "extract", lambda: extract(ctx, settings, uni, source, now=now),
+                 lambda r: {"rows_out": r["rows_extracted"], "rows_rejected": r["quarantined"]})
 
 
 def land_step(run_id: str, warehouse=None, universe=None) -> dict:
@@ -73,19 +115,33 @@ def land_step(run_id: str, warehouse=None, universe=None) -> dict:
                  lambda r: {"rows_in": r["rows_extracted"], "rows_out": r["rows_landed"]})
 
 
+def _base_seq_path(ctx: RunContext, settings: Settings) -> Path:
+    """Which publish (manifest seq) the run's candidate was transformed against."""
+    return ctx.work_dir(settings) / "base_seq.json"
+
+
 def transform_step(run_id: str, warehouse=None, universe=None) -> dict:
+    from etl.store import Store
     from etl.transform import transform
 
     settings, uni = _settings_universe(warehouse, universe)
     ctx = RunContext.load(settings, run_id)
-    return _step(ctx, settings, "transform", lambda: transform(ctx, settings, uni),
+    # read before the transform reads any published file: a publish landing during the transform makes it stale
+    base_seq = Store(settings).current()["seq"]
+
+    def run() -> dict:
+        result = transform(ctx, settings, uni)
+        _base_seq_path(ctx, settings).write_text(json.dumps({"seq": base_seq}))
+        return result | {"base_seq": base_seq}
+
+    return _step(ctx, settings, "transform", run,
                  lambda r: {"rows_out": r["candidate_rows"]["fct_daily_price"],
                             "rows_rejected": r["candidate_rows"]["quarantine"]})
 
 
 def validate_step(run_id: str, warehouse=None, universe=None) -> dict:
     from etl.quality.gate import run_gate
-    from etl.transform import candidate_path
+    from etl.transform import candidate_path, verdict_path
 
     settings, uni = _settings_universe(warehouse, universe)
     ctx = RunContext.load(settings, run_id)
@@ -93,26 +149,41 @@ def validate_step(run_id: str, warehouse=None, universe=None) -> dict:
     def gate() -> dict:
         import duckdb
 
-        con = duckdb.connect(str(candidate_path(ctx, settings)), read_only=True)
+        candidate = candidate_path(ctx, settings)
+        if not candidate.exists():
+            raise RuntimeError(f"run {run_id} has no candidate at {candidate}; run the transform step first")
+        verdict_path(ctx, settings).unlink(missing_ok=True)
+        con = duckdb.connect(str(candidate), read_only=True)
+        identity = con.execute("select candidate_id from candidate_info").fetchone()[0]
         quarantine = con.execute("select * from quarantine").df()
+        restated = con.execute("select * from restatement").df()
         con.close()
         # recorded before the verdict: a refused row is explained even when the gate then fails
         audit.append(settings.store_dir, "quarantine", quarantine, ctx.run_id)
-        report = run_gate(candidate_path(ctx, settings), ctx.run_id, ctx.source, settings.store_dir,
-                          sorted(uni.currencies))
+        audit.append(settings.store_dir, "restatement", restated, ctx.run_id)
+        report = run_gate(candidate, ctx.run_id, ctx.source, settings.store_dir, sorted(uni.currencies))
+        # publish accepts exactly this candidate file, so a candidate rebuilt after the gate is never published
+        tmp = verdict_path(ctx, settings).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"run_id": ctx.run_id, "success": True, "candidate": identity,
+                                   "validated_at": datetime.now(UTC).isoformat()}))
+        tmp.replace(verdict_path(ctx, settings))
         return {"success": report.success, "warnings": len(report.warnings),
                 "rows_validated": report.rows_validated, "quarantined": len(quarantine),
-                "seconds": report.seconds}
+                "quarantine_by_reason": dict(Counter(quarantine["reason"])) if len(quarantine) else {},
+                "restated": len(restated), "seconds": report.seconds}
 
     return _step(ctx, settings, "validate", gate, lambda r: {"rows_in": sum(r["rows_validated"].values()),
                                                              "rows_rejected": r["quarantined"]})
 
 
-def publish_step(run_id: str, warehouse=None, universe=None) -> dict:
+def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) -> dict:
+    """Publish the validated candidate. When another run published after this one's transform (two markets at
+    once), the candidate is stale: it is transformed and validated again on the new state, then published
+    (at most `rebuilds` times), so concurrent runs end where the same runs one after the other would."""
     import duckdb
 
-    from etl.store import Store
-    from etl.transform import candidate_path
+    from etl.store import StaleCandidate, Store
+    from etl.transform import candidate_path, verdict_path
 
     settings, _ = _settings_universe(warehouse, universe)
     ctx = RunContext.load(settings, run_id)
@@ -125,10 +196,41 @@ def publish_step(run_id: str, warehouse=None, universe=None) -> dict:
     con.close()
     if not ok:
         raise RuntimeError(f"run {run_id} failed validation (dq_run); refusing to publish")
+    verdict = verdict_path(ctx, settings)
+    passed_id = json.loads(verdict.read_text()).get("candidate") if verdict.exists() else None
+    if passed_id is None or not candidate.exists() or passed_id != _candidate_identity(candidate):
+        raise RuntimeError(f"run {run_id}: the candidate was rebuilt (or its validation did not finish) after "
+                           "the last passing gate; run validate again; refusing to publish")
 
     def publish() -> dict:
-        result = Store(settings).publish(candidate, ctx.run_id, ctx.start, ctx.end)
-        return result | {"warehouse": str(settings.warehouse)}
+        store = Store(settings)
+        seq = store.current()["seq"]
+        _check_writable(settings.warehouse.parent, "warehouse directory", run_id, seq)
+        _check_writable(settings.store_dir, "store directory", run_id, seq)
+        base = _base_seq_path(ctx, settings)
+        rebuilt: list[int | None] = []
+        while True:
+            expected = json.loads(base.read_text())["seq"] if base.exists() else None
+            try:
+                result = store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
+                                       expected_seq=expected)
+                break
+            except StaleCandidate as exc:
+                if len(rebuilt) >= rebuilds:
+                    raise
+                log.warning("%s", exc)
+                rebuilt.append(expected)
+                transform_step(run_id, warehouse, universe)
+                validate_step(run_id, warehouse, universe)  # raises when the gate refuses the rebuilt candidate
+            except TimeoutError:
+                raise
+            except (OSError, duckdb.Error) as exc:
+                raise PublishError(
+                    f"publish of run {run_id} failed: {type(exc).__name__}: {exc}. Nothing was published: the "
+                    f"warehouse still shows manifest {store.current()['seq']} (files written before the failure "
+                    "are unreferenced and removed by a later publish); free space or fix the path, then rerun publish"
+                ) from exc
+        return result | {"warehouse": str(settings.warehouse), "rebuilt_from_seq": rebuilt}
 
     return _step(ctx, settings, "publish", publish)
 
@@ -144,4 +246,18 @@ def run_all(source: str, start: date, end: date, market: str | None = None, repl
     out["transform"] = transform_step(ctx.run_id, warehouse, universe)
     out["validate"] = validate_step(ctx.run_id, warehouse, universe)
     out["publish"] = publish_step(ctx.run_id, warehouse, universe)
+    out["summary"] = run_summary(out)
     return out
+
+
+def run_summary(out: dict) -> dict:
+    """What the operator needs from one run: rows refused and why, symbols missing, restatements, warnings."""
+    extract, validate = out.get("extract", {}), out.get("validate", {})
+    by_reason = Counter(validate.get("quarantine_by_reason", {}))
+    by_reason["missing_from_source"] += len(extract.get("quarantined_symbols", []))
+    for bar in extract.get("excluded_bars", []):
+        by_reason[bar["reason"]] += 1
+    by_reason = {k: v for k, v in sorted(by_reason.items()) if v}
+    return {"quarantined": sum(by_reason.values()), "quarantined_by_reason": by_reason,
+            "missing_symbols": extract.get("quarantined_symbols", []), "restated": validate.get("restated", 0),
+            "gate_warnings": validate.get("warnings", 0), "source_warnings": extract.get("warnings", [])}

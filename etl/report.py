@@ -355,7 +355,8 @@ CSS = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 960px; color: #222; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 32px; border-bottom: 1px solid #ddd; }
 .meta { color: #555; font-size: 13px; } .banner { background: #fff3cd; border: 1px solid #e0c36c; padding: 8px 12px; }
-table { border-collapse: collapse; font-size: 12px; margin: 8px 0; } th, td { padding: 3px 8px; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; font-size: 12px; margin: 8px 0; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #2a7d2a; font-weight: bold; } .fail { color: #b22222; font-weight: bold; } .warn { color: #b8860b; }
 figure { margin: 12px 0; } figcaption { font-size: 12px; color: #555; }

@@ -22,9 +22,14 @@ import duckdb
 
 from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
 from etl.config import Settings
-from etl.export import export
+from etl.export import ExportError, export
+from etl.faults import pause_point
 
 KEEP_MANIFESTS = 10
+
+
+class StaleCandidate(RuntimeError):
+    """The candidate was built on an older publish than the current one (another run published meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,16 @@ def _months(start: date, end: date) -> list[tuple[str, int, int]]:
     return out
 
 
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _date_key(d: date) -> int:
     return d.year * 10000 + d.month * 100 + d.day
 
@@ -89,6 +104,7 @@ class Store:
         self.settings = settings
         self.root = settings.store_dir
         self.manifests = self.root / "manifests"
+        self._prepared_views: dict[int, Path] = {}  # manifest seq -> views file written before its commit
 
     # -- manifest -------------------------------------------------------------------------------------
     def current(self) -> dict:
@@ -102,8 +118,13 @@ class Store:
         return [str(self.root / rel) for _, rel in sorted(parts.items())]
 
     @contextmanager
-    def lock(self, timeout_s: float = 600):
-        """One publisher at a time across processes (Airflow's pool does the same across tasks)."""
+    def lock(self, timeout_s: float | None = None):
+        """One publisher at a time across processes (Airflow's pool does the same across tasks).
+
+        A second publisher waits up to ETL_PUBLISH_LOCK_TIMEOUT seconds (default 600), then fails with
+        TimeoutError naming the lock; it has written nothing by then."""
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("ETL_PUBLISH_LOCK_TIMEOUT", "600"))
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".publish.lock", "w") as handle:
             deadline = time.monotonic() + timeout_s
@@ -113,7 +134,9 @@ class Store:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"another publish holds {self.root / '.publish.lock'}") from None
+                        raise TimeoutError(f"another publish holds {self.root / '.publish.lock'} "
+                                           f"(waited {timeout_s:.0f} s, ETL_PUBLISH_LOCK_TIMEOUT); nothing was "
+                                           "published by this run, retry it when the other one is done") from None
                     time.sleep(0.2)
             try:
                 yield
@@ -122,10 +145,18 @@ class Store:
 
     # -- publish --------------------------------------------------------------------------------------
     def publish(self, candidate: Path, run_id: str, start: date, end: date,
-                tables: dict[str, TableSpec] = TABLE_SPECS) -> dict:
-        """Merge a validated candidate into new immutable files and swap the published views file in."""
+                tables: dict[str, TableSpec] = TABLE_SPECS, expected_seq: int | None = None) -> dict:
+        """Merge a validated candidate into new immutable files and swap the published views file in.
+
+        expected_seq: the manifest the candidate was transformed against (it read published listings, rates and
+        curated events from it). When another run published since, this raises StaleCandidate and publishes
+        nothing: merging would overwrite that run's effect with rows derived from the older state.
+        """
         with self.lock():
             manifest = self.current()
+            if expected_seq is not None and manifest["seq"] != expected_seq:
+                raise StaleCandidate(f"run {run_id} was transformed against manifest {expected_seq}, the "
+                                     f"warehouse is at {manifest['seq']}: transform and validate again")
             new_tables: dict[str, dict[str, str]] = {t: dict(p) for t, p in manifest["tables"].items()}
             seq = manifest["seq"] + 1
             version = f"v{seq:06d}"
@@ -183,9 +214,20 @@ class Store:
                 "published_at": datetime.now(UTC).isoformat(),
                 "tables": new_tables,
             }
+            pause_point("publish:after_data_files")
+            # Everything that needs disk space is written before the commit point (a full disk fails here,
+            # with nothing committed); after it only renames remain.
+            self._prepared_views[seq] = self.write_views(new_manifest)
+            pause_point("publish:before_commit")
             self._commit_manifest(new_manifest)
-            self.build_views(new_manifest)
-            exported = export(self.settings, new_manifest)  # Parquet export for non-DuckDB tools (etl/export.py)
+            pause_point("publish:before_rename")
+            self.build_views(new_manifest)  # renames the file prepared above into place
+            try:  # the Parquet export for tools without DuckDB (etl/export.py)
+                exported = export(self.settings, new_manifest)
+            except Exception as exc:
+                self.gc()
+                raise ExportError(f"run {run_id} is published (manifest {seq}) but its Parquet export failed: "
+                                  f"{exc}; `python -m etl export` retries it") from exc
             self.gc()
             return {"seq": seq, "files_written": written, "export": exported["path"]}
 
@@ -215,12 +257,22 @@ class Store:
     # -- the published views file ---------------------------------------------------------------------
     def build_views(self, manifest: dict | None = None) -> Path:
         """Write a views-only DuckDB file next to the warehouse path and rename it into place."""
+        target = self.settings.warehouse
+        prepared = self._prepared_views.pop((manifest or {}).get("seq"), None)
+        (prepared if prepared is not None and prepared.exists() else self.write_views(manifest)).replace(target)
+        return target
+
+    def write_views(self, manifest: dict | None = None) -> Path:
+        """The views-only DuckDB file for `manifest`, under a temporary name next to the warehouse path."""
         from etl.catalog import comment_statements
 
         manifest = manifest or self.current()
         ensure_audit_schema_files(self.root)
         target = self.settings.warehouse
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):
+            if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
+                stale.unlink(missing_ok=True)  # left by a publish that was killed before its rename
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
         con = duckdb.connect(str(tmp))
@@ -250,8 +302,7 @@ class Store:
             con.execute("checkpoint")
         finally:
             con.close()
-        tmp.replace(target)
-        return target
+        return tmp
 
     def gc(self) -> int:
         """Delete data files no longer named by the last KEEP_MANIFESTS manifests (readers may hold those)."""

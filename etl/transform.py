@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from etl.calendars import sessions_frame
 from etl.config import PROJECT_ROOT, Settings, Universe
+from etl.faults import pause_point
 from etl.landing import landed_files
 from etl.run import RunContext
 from etl.store import Store
@@ -42,6 +44,7 @@ MODELS = [
     "marts/fct_daily_price",
     "marts/fct_corporate_action",
     "audit/quarantine",
+    "audit/restatement",
 ]
 # Financing events read what the core built plus what is already published (rates, listings, dividends).
 EVENT_MODELS = [
@@ -74,6 +77,11 @@ def candidate_path(ctx: RunContext, settings: Settings) -> Path:
     return ctx.work_dir(settings) / "candidate.duckdb"
 
 
+def verdict_path(ctx: RunContext, settings: Settings) -> Path:
+    """The gate's pass verdict for exactly one candidate file (see etl.pipeline); removed by every transform."""
+    return ctx.work_dir(settings) / "verdict.json"
+
+
 def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
     companies = {c["id"]: c for c in universe.companies}
     listing = pd.DataFrame(
@@ -90,10 +98,12 @@ def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
                 "security_type": s.security_type,
                 "adr_ratio": s.adr_ratio,
                 "underlying_symbol": s.underlying,
+                "quote_min": s.quote_range[0] if s.quote_range else None,
+                "quote_max": s.quote_range[1] if s.quote_range else None,
             }
             for s in universe.listings
         ]
-    ).astype({"adr_ratio": "float64", "listing_name": "string", "underlying_symbol": "string",
+    ).astype({"adr_ratio": "float64", "quote_min": "float64", "quote_max": "float64", "listing_name": "string", "underlying_symbol": "string",
               "company_id": "string", "company_name": "string", "sector": "string"})
     company = pd.DataFrame(
         [{"company_id": c["id"], "company_name": c["name"], "sector": c.get("sector")}
@@ -157,25 +167,30 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
     started = time.perf_counter()
     path = candidate_path(ctx, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (path, path.with_suffix(".duckdb.wal")):
+    # The candidate is built under another name and renamed into place when complete, so a transform killed
+    # half-way leaves no candidate that validate could mistake for a whole one; the old verdict goes first.
+    building = path.with_name("candidate.building.duckdb")
+    for stale in (verdict_path(ctx, settings), path, path.with_suffix(".duckdb.wal"), building,
+                  building.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)  # a retried transform starts from landing again
     markets = {universe.market_of(s) for s in ctx.symbols}
-    lookback_start = ctx.start - timedelta(days=LOOKBACK_DAYS)
+    start = ctx.effective_start  # the window plus the restatement lookback, if any
+    lookback_start = start - timedelta(days=LOOKBACK_DAYS)
     price_files = landed_files(settings, "prices", ctx.source, markets, lookback_start, ctx.end)
-    window_files = landed_files(settings, "prices", ctx.source, markets, ctx.start, ctx.end)
+    window_files = landed_files(settings, "prices", ctx.source, markets, start, ctx.end)
     if not window_files:
         raise TransformError(
-            f"nothing landed for source={ctx.source} markets={sorted(markets)} between {ctx.start} and {ctx.end}"
+            f"nothing landed for source={ctx.source} markets={sorted(markets)} between {start} and {ctx.end}"
         )
-    meta_files = landed_files(settings, "metadata", ctx.source, markets, ctx.start, ctx.end)
+    meta_files = landed_files(settings, "metadata", ctx.source, markets, start, ctx.end)
 
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(building))
     try:
         variables = {
             "run_id": ctx.run_id,
             "source": ctx.source,
             "is_synthetic": ctx.is_synthetic,
-            "window_start": ctx.start,
+            "window_start": start,
             "window_end": ctx.end,
             "calendar_start": universe.calendar_start,
             "calendar_end": universe.calendar_end,
@@ -200,7 +215,7 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
             "cast(null as date) as bar_date, cast(null as timestamptz) as extracted_at where false",
         )
         for kind, empty in FUNDAMENTALS_EMPTY.items():
-            files = landed_files(settings, kind, ctx.source, markets, ctx.start, ctx.end)
+            files = landed_files(settings, kind, ctx.source, markets, start, ctx.end)
             _parquet_view(con, f"landing_{kind}", files, f"select {empty}, cast(null as varchar) as source, "
                           "cast(null as varchar) as run_id, cast(null as timestamptz) as extracted_at where false")
         published = Store(settings).current_files("dim_security")
@@ -218,15 +233,20 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
                 "is_current boolean)"
             )
         _run_models(con, MODELS)
+        pause_point("transform:after_core_models")
         store = Store(settings)
         for table in ("fct_fx_rate", "fct_corporate_action"):
             _parquet_view(con, f"published_{table}", store.current_files(table), f"select * from {table} where false")
         _run_models(con, EVENT_MODELS)
         counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
-                  for t in [*MART_TABLES, *VIEW_MARTS, "quarantine"]}
+                  for t in [*MART_TABLES, *VIEW_MARTS, "quarantine", "restatement"]}
+        # the gate's verdict names this id; publish refuses a candidate whose id the verdict does not name
+        con.execute("create table candidate_info as select ? as candidate_id, ? as run_id, now() as built_at",
+                    [uuid.uuid4().hex, ctx.run_id])
         con.execute("checkpoint")
     finally:
         con.close()
+    building.replace(path)
     log.info("transform %s: %s in %.2fs", ctx.run_id, counts, time.perf_counter() - started)
     return {"run_id": ctx.run_id, "candidate_rows": counts, "landed_files": len(price_files),
             "seconds": round(time.perf_counter() - started, 3)}

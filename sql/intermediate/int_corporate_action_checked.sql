@@ -5,7 +5,7 @@ with staged as (
 
 dividends as (
     select symbol, bar_date, 'cash_dividend' as action_type, dividends as dividend_local,
-        cast(null as double) as split_ratio, source, source_file
+        cast(null as double) as split_ratio, source, source_file, close as bar_close
     from staged
     -- Yahoo writes 0 on days without a dividend; anything else is a dividend, and a non-positive one is refused
     where dividends is not null and dividends <> 0
@@ -37,7 +37,12 @@ checked as (
         end as rejection_reason
     from split_history
     union all
-    select *, case when dividend_local is null or dividend_local <= 0 then 'invalid_dividend' end
+    select * exclude (bar_close),
+        case
+            when dividend_local is null or dividend_local <= 0 then 'invalid_dividend'
+            -- a cash dividend at least as large as the share price is a unit or scale error, not a payment
+            when dividend_local >= bar_close then 'dividend_exceeds_price'
+        end
     from dividends
 )
 

@@ -2,6 +2,8 @@
 -- Reads the landed raw frames of this run's window plus lookback (view landing_prices, set up by etl.transform).
 -- Rules: vendor column names become snake_case; a (symbol, bar_date) landed by several runs keeps the row
 -- with the latest extracted_at (a re-download supersedes, never duplicates); quirks are flagged, not fixed.
+-- Duplicate dates inside one extraction: identical copies collapse into one row; copies that disagree are
+-- kept as one row flagged is_conflicting_duplicate (int_prices_checked quarantines it: conflicting_duplicate_bar).
 with landed as (
     select * from landing_prices
 ),
@@ -27,21 +29,32 @@ typed as (
     from landed
 ),
 
+copies as (
+    select
+        *,
+        min(hash(open, high, low, close, adj_close_vendor, volume, dividends, stock_splits)) over extraction
+            <> max(hash(open, high, low, close, adj_close_vendor, volume, dividends, stock_splits)) over extraction
+            as is_conflicting_duplicate
+    from typed
+    window extraction as (partition by symbol, bar_date, run_id, extracted_at)
+),
+
 latest as (
     select *
-    from typed
+    from copies
     qualify row_number() over (
-        partition by symbol, bar_date order by extracted_at desc, run_id desc
+        partition by symbol, bar_date order by extracted_at desc, run_id desc, close, open, high, low, volume
     ) = 1
 ),
 
 flagged as (
     select
-        *,
+        * exclude (is_conflicting_duplicate),
         -- A frame without Adj Close came from auto_adjust=True: its Close is already adjusted.
         coalesce(adj_close_vendor, close) as adj_close,
         high < low as is_high_low_inverted,
-        coalesce(volume, 0) = 0 as is_zero_volume
+        coalesce(volume, 0) = 0 as is_zero_volume,
+        is_conflicting_duplicate
     from latest
 )
 

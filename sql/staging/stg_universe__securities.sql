@@ -15,7 +15,9 @@ joined as (
         listings.*,
         json_extract_string(metadata.info, '$.longName') as vendor_name,
         json_extract_string(metadata.info, '$.sector') as vendor_sector,
-        json_extract_string(metadata.info, '$.quoteType') as vendor_quote_type
+        json_extract_string(metadata.info, '$.quoteType') as vendor_quote_type,
+        -- the currency the vendor quotes the listing in (Yahoo Ticker.info currency); checked in int_prices_checked
+        json_extract_string(metadata.info, '$.currency') as vendor_currency
     from listings
     left join metadata using (symbol)
 )

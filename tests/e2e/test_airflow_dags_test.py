@@ -60,6 +60,12 @@ def test_both_market_dags_publish_a_september_backfill(airflow_env):
     runs = query(wh, "select distinct split_part(run_id, '__', 1) from run_log where step = 'publish' order by 1")
     assert runs == [("US",), ("XHKG",)]
     assert query(wh, "select manifest_seq from warehouse_info") == [(2,)]
+    # after publish: the Parquet export of that publish, and the report task's page
+    data = Path(airflow_env["ETL_DATA_DIR"])
+    assert (data / "export" / "current").resolve().name == "v000002"
+    report = (data / "report" / "latest.html").read_text()
+    assert '<svg id="chart-adr-premium"' in report and "US__" in report  # the US run came last
+    assert (data / "report" / "2025-09-30_XHKG.html").exists() and (data / "report" / "2025-09-30_US.html").exists()
 
 
 def test_a_non_session_day_is_skipped_and_a_scheduled_day_covers_its_session(airflow_env):

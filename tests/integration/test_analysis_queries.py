@@ -33,8 +33,16 @@ def con(published):
     con.close()
 
 
+def _dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """DATE columns as datetime.date (pandas makes them Timestamps)."""
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].dt.date
+    return frame
+
+
 def run(con, name: str) -> pd.DataFrame:
-    return con.execute((ANALYSIS_DIR / name).read_text()).df()
+    return _dates(con.execute((ANALYSIS_DIR / name).read_text()).df())
 
 
 def test_every_question_has_its_file():
@@ -50,7 +58,8 @@ def test_each_file_states_its_question_and_parameters_and_returns_rows(con, name
     text = (ANALYSIS_DIR / name).read_text()
     assert text.startswith("-- Question: ")
     variables = re.findall(r"^set variable (\w+) = coalesce\(getvariable\('(\w+)'\)", text, flags=re.M)
-    assert variables and all(a == b for a, b in variables), "parameters: set variable x = coalesce(getvariable('x'), default)"
+    # parameters: set variable x = coalesce(getvariable('x'), default)
+    assert variables and all(a == b for a, b in variables)
     frame = run(con, name)
     assert len(frame) > 0
 
@@ -114,7 +123,7 @@ def test_top_movers_and_a_parameter_override(con):
     assert df[df.direction == "gainer"].return_pct.is_monotonic_decreasing
     assert set(df.security_type) <= {"equity", "adr"}
     # a variable set before the file wins over its default
-    other = run_analysis(con, "05_top_movers_on_a_day", on_date=date(2025, 9, 2), top_n=3)
+    other = _dates(run_analysis(con, "05_top_movers_on_a_day", on_date=date(2025, 9, 2), top_n=3))
     assert set(other.trade_date) == {date(2025, 9, 2)} and other.groupby("direction").size().max() <= 3
 
 
@@ -128,8 +137,8 @@ def test_adr_premium_is_small_for_the_sample_and_agrees_with_the_parity_mart(con
     baba = df[df.adr_symbol == "BABA"]
     assert (baba.adr_ratio == 8).all() and (baba.underlying_symbol == "9988.HK").all()
     if con.execute("select count(*) from duckdb_views() where view_name = 'mart_adr_parity'").fetchone()[0]:
-        mart = con.execute("select adr_symbol, cast(strptime(cast(date_key as varchar), '%Y%m%d') as date) as d, "
-                           "premium_pct from mart_adr_parity").df()
+        mart = _dates(con.execute("select adr_symbol, cast(strptime(cast(date_key as varchar), '%Y%m%d') as date) "
+                                  "as d, premium_pct from mart_adr_parity").df())
         both = df[df.hk_close_date == df.trade_date].merge(mart, left_on=["adr_symbol", "trade_date"],
                                                            right_on=["adr_symbol", "d"])
         assert len(both) > 100

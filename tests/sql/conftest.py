@@ -56,6 +56,8 @@ LISTING_COLUMNS = {
     "security_type": "varchar",
     "adr_ratio": "double",
     "underlying_symbol": "varchar",
+    "quote_min": "double",
+    "quote_max": "double",
 }
 
 STAGED_PRICE_COLUMNS = {
@@ -75,6 +77,7 @@ STAGED_PRICE_COLUMNS = {
     "source_file": "varchar",
     "run_id": "varchar",
     "extracted_at": "timestamp with time zone",
+    "is_conflicting_duplicate": "boolean",
     "adj_close": "double",
     "is_high_low_inverted": "boolean",
     "is_zero_volume": "boolean",
@@ -149,6 +152,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "vendor_name": "varchar",
         "vendor_sector": "varchar",
         "vendor_quote_type": "varchar",
+        "vendor_currency": "varchar",
     },
     "int_prices_checked": {
         **STAGED_PRICE_COLUMNS,

@@ -22,14 +22,17 @@ def _utc(text: str) -> datetime:
 @pytest.mark.parametrize(
     ("market", "logical", "expected"),
     [
+        # a window runs from the day after the previous session to the session (weekends belong to Monday)
         ("XHKG", "2025-09-17T09:30", (date(2025, 9, 17), date(2025, 9, 17))),  # 17:30 HKT: after the close
         ("XHKG", "2025-09-17T00:00", (date(2025, 9, 16), date(2025, 9, 16))),  # 08:00 HKT: not closed yet
+        ("XHKG", "2025-09-15T09:30", (date(2025, 9, 13), date(2025, 9, 15))),  # Monday: Sat + Sun + Mon
         ("XHKG", "2025-10-01T09:30", (None, None)),  # National Day
         ("XHKG", "2025-09-20T09:30", (None, None)),  # Saturday
         ("US", "2025-09-17T21:30", (date(2025, 9, 17), date(2025, 9, 17))),  # 17:30 EDT
         ("US", "2025-09-17T00:00", (date(2025, 9, 16), date(2025, 9, 16))),  # 20:00 EDT the day before
         ("US", "2025-09-01T21:30", (None, None)),  # Labor Day
         ("US", "2025-09-02T15:00", (date(2025, 8, 29), date(2025, 8, 29))),  # open; previous session skips Labor Day
+        ("US", "2025-09-02T21:30", (date(2025, 8, 30), date(2025, 9, 2))),  # after Labor Day: Sat..Tue
     ],
 )
 def test_logical_date_maps_to_the_latest_closed_session(ctx, market, logical, expected):

@@ -22,7 +22,7 @@ def test_columns_are_snake_case_with_flags_last(warehouse):
     assert warehouse.columns("stg_landing__prices") == [
         "symbol", "bar_date", "vendor_timestamp", "open", "high", "low", "close", "adj_close_vendor",
         "volume", "dividends", "stock_splits", "is_vendor_adjusted", "source", "source_file", "run_id",
-        "extracted_at", "adj_close", "is_high_low_inverted", "is_zero_volume",
+        "extracted_at", "adj_close", "is_high_low_inverted", "is_zero_volume", "is_conflicting_duplicate",
     ]
     assert warehouse.dicts("select * from stg_landing__prices") == [{
         "symbol": "0700.HK", "bar_date": MON, "vendor_timestamp": "2024-01-08 00:00:00+08:00",
@@ -31,6 +31,7 @@ def test_columns_are_snake_case_with_flags_last(warehouse):
         "dividends": 0.0, "stock_splits": 0.0, "is_vendor_adjusted": False, "source": "sample",
         "source_file": None, "run_id": "r1", "extracted_at": datetime(2024, 1, 8, 10, tzinfo=UTC),
         "adj_close": 301.0, "is_high_low_inverted": False, "is_zero_volume": False,
+        "is_conflicting_duplicate": False,
     }]
 
 

@@ -28,7 +28,7 @@ def test_latest_metadata_wins_and_a_listing_without_metadata_is_kept(warehouse):
     ])
     warehouse.run("stg_universe__securities")
     assert warehouse.columns("stg_universe__securities") == [
-        *warehouse.columns("ref_listing"), "vendor_name", "vendor_sector", "vendor_quote_type",
+        *warehouse.columns("ref_listing"), "vendor_name", "vendor_sector", "vendor_quote_type", "vendor_currency",
     ]
     assert warehouse.rows(
         "select symbol, company_id, listing_name, currency, vendor_name, vendor_sector, vendor_quote_type "

@@ -1,0 +1,473 @@
+"""The production configuration for real: PostgreSQL metadata, CeleryExecutor, a Redis broker, two DAGs at once.
+
+What the test starts (each in its own process group, all killed at the end, passed or not):
+  a fresh PostgreSQL database `airflow_ci_<random>` (dropped at the end), a Redis DB number claimed for this run
+  (flushed at the end) and a queue of its own, a temporary AIRFLOW_HOME and ETL_DATA_DIR;
+  `airflow api-server` (Airflow 3 tasks report through its execution API), `airflow scheduler`,
+  `airflow dag-processor`, `airflow celery worker` and a reader process querying the published warehouse.
+Then it unpauses market_daily_xhkg and market_daily_us, triggers both together (sample source, September 2025)
+and checks: both runs succeed and overlap in time, every task ran on the Celery worker and its result went to the
+PostgreSQL result backend, the two publish tasks (pool warehouse_writer, 1 slot, plus the store's file lock)
+never overlapped, the warehouse holds both markets, the reader never failed and only ever saw whole publishes,
+and every published table equals what the embedded default (etl.pipeline.run_all per market, in a separate
+data dir) produces for the same window, lineage columns aside.
+
+Needs PostgreSQL and Redis on 127.0.0.1 (PGHOST/PGPORT/PGUSER, REDIS_URL move them). Without them the test skips,
+except under CI=true, where it fails. A summary (runs, durations, equality) is printed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LINEAGE, query, table_without_lineage
+
+pytestmark = [pytest.mark.production, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+AIRFLOW = str(BIN / "airflow")
+DAGS = ("market_daily_xhkg", "market_daily_us")
+MARKET_OF = {"market_daily_xhkg": "XHKG", "market_daily_us": "US"}
+CONF = {"source": "sample", "start": "2025-09-01", "end": "2025-09-30"}
+TASKS = ("plan", "extract", "land", "transform", "validate", "publish", "report")
+PG_HOST = os.environ.get("PGHOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PGPORT", "5432"))
+PG_USER = os.environ.get("PGUSER", "postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+RUN_TIMEOUT_S = int(os.environ.get("PRODUCTION_TEST_TIMEOUT", "480"))
+REFERENCE_SCRIPT = """
+import json, sys, time
+from datetime import date
+from etl.pipeline import run_all
+t = time.monotonic()
+for market in ("XHKG", "US"):
+    run_all("sample", date.fromisoformat(sys.argv[1]), date.fromisoformat(sys.argv[2]), market=market)
+print(json.dumps({"seconds": time.monotonic() - t}))
+"""
+# audit tables carry timings and per-run values; every other published table must match the reference
+AUDIT_ONLY = {"run_log", "dq_run", "dq_result", "warehouse_info"}
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"production test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_admin():
+    import psycopg2
+
+    con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
+    con.autocommit = True
+    return con
+
+
+# -- the services the test borrows: a PostgreSQL database and a Redis DB number ---------------------------------
+@pytest.fixture(scope="module")
+def pg_database():
+    import importlib.util
+
+    missing = [m for m in ("psycopg2", "redis", "celery", "airflow.providers.celery")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        _unavailable(f"production extra not installed ({', '.join(missing)}); `make venv` installs it")
+    try:
+        admin = _pg_admin()
+    except Exception as exc:
+        _unavailable(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}")
+    name = f"airflow_ci_{secrets.token_hex(4)}"
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def redis_db():
+    """A Redis DB number nobody uses, claimed with a key for this run; flushed at the end if still ours."""
+    import redis
+
+    token = secrets.token_hex(4)
+    for number in list(range(15, 0, -1)):
+        try:
+            client = redis.Redis.from_url(f"{REDIS_URL}/{number}", socket_connect_timeout=5)
+            if client.dbsize() == 0 and client.set("airflow_ci_claim", token, nx=True, ex=3600):
+                break
+        except Exception as exc:
+            _unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    else:
+        _unavailable(f"no free Redis DB number at {REDIS_URL} (1..15 all hold keys)")
+    try:
+        yield number, token
+    finally:
+        if client.get("airflow_ci_claim") == token.encode():
+            client.flushdb()
+        client.close()
+
+
+# -- processes --------------------------------------------------------------------------------------------------
+class Processes:
+    """Long-running processes of the test, each in its own session (= process group), with a log file."""
+
+    def __init__(self, log_dir: Path, env: dict):
+        self.log_dir, self.env = log_dir, env
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(cmd, env=env or self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.procs.items()
+                if p.poll() is not None and n not in ("reader", "reference")}
+        if dead:
+            raise AssertionError(f"process(es) exited early: {dead}\n{self.tails()}")
+
+    def tails(self, lines: int = 30) -> str:
+        out = []
+        for name in self.procs:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {name}.log (last {lines} lines)\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def stop_all(self) -> None:
+        """SIGTERM every group, then SIGKILL what is left, including descendants that made groups of their own
+        (Airflow's task supervisor puts each task process in a new group)."""
+        import psutil
+
+        family: list[psutil.Process] = []
+        for proc in self.procs.values():
+            try:
+                parent = psutil.Process(proc.pid)
+                family += [parent, *parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        groups = set()
+        for member in family:
+            try:
+                groups.add(os.getpgid(member.pid))
+            except ProcessLookupError:
+                pass
+        mine = os.getpgid(0)
+        groups.discard(mine)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        _, alive = psutil.wait_procs(family, timeout=20)
+        for member in alive:
+            try:
+                os.killpg(os.getpgid(member.pid), signal.SIGKILL) if os.getpgid(member.pid) != mine \
+                    else member.kill()
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _airflow(env: dict, *args: str, timeout: int = 300) -> str:
+    proc = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if proc.returncode != 0:
+        raise AssertionError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
+                             f"\n{proc.stderr[-5000:]}")
+    return proc.stdout
+
+
+def _wait(what: str, predicate, timeout: float, procs: Processes, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        procs.check_alive()
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{procs.tails()}")
+
+
+def _pg_rows(dbname: str, sql: str, params=None) -> list[tuple]:
+    import psycopg2
+
+    con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, connect_timeout=5)
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        con.close()
+
+
+def _task_logs(home: Path, dag_id: str) -> str:
+    out = []
+    for path in sorted((home / "logs").glob(f"dag_id={dag_id}/**/*.log")):
+        out.append(f"--- {path.relative_to(home)}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+    return "\n".join(out)
+
+
+# -- the test ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def production_run(tmp_path_factory, pg_database, redis_db):
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    root = tmp_path_factory.mktemp("production")
+    home, data, ref_data = root / "airflow_home", root / "data", root / "reference_data"
+    home.mkdir()
+    redis_number, token = redis_db
+    queue = f"etl_ci_{token}"
+    api_port = _free_port()
+    pg_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url,
+        "AIRFLOW__CELERY__BROKER_URL": f"{REDIS_URL}/{redis_number}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        # only the runs the test triggers: no cron run for "now" (it would ask live yfinance)
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "ETL_DATA_DIR": str(data),
+        "ETL_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("ETL_UNIVERSE", None)
+    procs = Processes(home, env)
+    try:
+        # the embedded default for the same window (etl.pipeline.run_all per market) in its own data dir, in the
+        # background while Airflow starts
+        ref_env = {**env, "ETL_DATA_DIR": str(ref_data), "ETL_WAREHOUSE": str(ref_data / "warehouse.duckdb")}
+        procs.start("reference", [sys.executable, "-c", REFERENCE_SCRIPT, CONF["start"], CONF["end"]], ref_env)
+
+        step = time.monotonic()
+        _airflow(env, "db", "migrate")
+        _airflow(env, "pools", "set", "warehouse_writer", "1", "one task at a time publishes the warehouse")
+        timings["db migrate + pool (PostgreSQL)"] = time.monotonic() - step
+
+        step = time.monotonic()
+        procs.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
+                                   "--workers", "1"])
+        procs.start("scheduler", [AIRFLOW, "scheduler"])
+        procs.start("dag-processor", [AIRFLOW, "dag-processor"])
+        procs.start("celery-worker", [AIRFLOW, "celery", "worker", "--queues", queue, "--concurrency", "4",
+                                      "--celery-hostname", f"ci-{token}@%h", "--skip-serve-logs",
+                                      "--without-gossip", "--without-mingle"])
+        _wait("the DAGs to be parsed into PostgreSQL",
+              lambda: len(_pg_rows(pg_database, "select dag_id from dag where dag_id = any(%s) and not is_stale",
+                                   (list(DAGS),))) == 2, 180, procs)
+
+        def api_up() -> bool:
+            try:
+                with closing(socket.create_connection(("127.0.0.1", api_port), timeout=1)):
+                    return True
+            except OSError:
+                return False
+
+        _wait("the API server", api_up, 120, procs)
+        _wait("the Celery worker", lambda: "ready." in (home / "celery-worker.log").read_text(), 120, procs)
+        timings["services up (api-server, scheduler, dag-processor, celery worker)"] = time.monotonic() - step
+
+        procs.start("reader", [sys.executable, str(Path(__file__).with_name("warehouse_reader.py")),
+                               env["ETL_WAREHOUSE"], str(root / "reader.jsonl"), str(root / "reader.stop")])
+        step = time.monotonic()
+        _airflow(env, "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DAGS)})$")
+        # triggered together: both trigger commands run at the same time
+        triggers = [subprocess.Popen([AIRFLOW, "dags", "trigger", dag_id, "--conf", json.dumps(CONF),
+                                      "--run-id", f"ci__{token}__{dag_id}"], env=env, cwd=REPO,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                    for dag_id in DAGS]
+        for trigger in triggers:
+            out, _ = trigger.communicate(timeout=120)
+            assert trigger.returncode == 0, out[-3000:]
+        triggered = time.monotonic()
+
+        def finished():
+            rows = _pg_rows(pg_database, "select dag_id, state from dag_run where dag_id = any(%s)", (list(DAGS),))
+            states = dict(rows)
+            return states if len(states) == 2 and all(s in ("success", "failed") for s in states.values()) else None
+
+        states = _wait("both DAG runs to finish", finished, RUN_TIMEOUT_S, procs, every=2)
+        timings["both DAG runs (trigger to last run finished)"] = time.monotonic() - triggered
+        (root / "reader.stop").touch()
+        procs.procs["reader"].wait(timeout=30)
+        if any(s != "success" for s in states.values()):
+            raise AssertionError(f"DAG runs did not all succeed: {states}\n"
+                                 + "\n".join(_task_logs(home, d) for d in DAGS) + "\n" + procs.tails())
+
+        dag_runs = _pg_rows(pg_database, "select dag_id, run_id, state, start_date, end_date, conf::text "
+                                         "from dag_run where dag_id = any(%s) order by dag_id", (list(DAGS),))
+        task_instances = _pg_rows(
+            pg_database,
+            "select dag_id, task_id, state, start_date, end_date, pool, queue, hostname, try_number, executor "
+            "from task_instance where dag_id = any(%s) order by start_date", (list(DAGS),))
+        # the worker stores a task's result just after the task instance turned success: wait for the last ones
+        celery_results = _wait(
+            "the Celery results of every task in PostgreSQL",
+            lambda: (rows := dict(_pg_rows(pg_database, "select status, count(*) from celery_taskmeta group by 1")))
+            and sum(rows.values()) >= len(task_instances) and set(rows) == {"SUCCESS"} and rows, 30, procs)
+        timings["airflow part (migrate to runs done)"] = time.monotonic() - t0
+        ref_rc = procs.procs["reference"].wait(timeout=600)
+        assert ref_rc == 0, f"embedded reference failed ({ref_rc}):\n{procs.tails(60)}"
+        timings["embedded reference (run_all XHKG then US, in parallel with the above)"] = json.loads(
+            (home / "reference.log").read_text().splitlines()[-1])["seconds"]
+    finally:
+        procs.stop_all()
+
+    reads = [json.loads(line) for line in (root / "reader.jsonl").read_text().splitlines()]
+    return {
+        "root": root, "home": home, "warehouse": data / "warehouse.duckdb",
+        "reference": ref_data / "warehouse.duckdb", "queue": queue, "pg_database": pg_database,
+        "redis_db": redis_number, "dag_runs": dag_runs, "task_instances": task_instances,
+        "celery_results": celery_results, "reads": reads, "timings": timings,
+        "processes_alive_after_stop": [n for n, p in procs.procs.items() if p.poll() is None], "t0": t0,
+    }
+
+
+def _published_tables(warehouse: Path) -> list[str]:
+    names = query(warehouse, "select view_name from duckdb_views() where not internal "
+                             "union select table_name from duckdb_tables() order by 1")
+    return [n for (n,) in names if n not in AUDIT_ONLY]
+
+
+def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
+    r = production_run
+    runs = {row[0]: row for row in r["dag_runs"]}
+    assert set(runs) == set(DAGS) and all(row[2] == "success" for row in runs.values())
+    assert all(json.loads(row[5]) == CONF for row in runs.values())
+
+    # at the same time: each run started before the other one ended
+    (_, _, _, s1, e1, _), (_, _, _, s2, e2, _) = runs.values()
+    assert s1 < e2 and s2 < e1, f"the runs did not overlap: {s1}..{e1} and {s2}..{e2}"
+
+    # every task of both DAGs ran once, on the Celery worker, from the test's queue; results in PostgreSQL
+    tis = r["task_instances"]
+    assert sorted((t[0], t[1]) for t in tis) == sorted((d, t) for d in DAGS for t in TASKS)
+    assert all(t[2] == "success" for t in tis), [t[:3] for t in tis if t[2] != "success"]
+    assert {t[6] for t in tis} == {r["queue"]}
+    assert all(t[9] in (None, "CeleryExecutor") for t in tis)
+    assert sum(r["celery_results"].values()) >= len(tis) and set(r["celery_results"]) == {"SUCCESS"}
+
+    # single writer: both publishes went through pool warehouse_writer and never overlapped
+    publishes = sorted((t for t in tis if t[1] == "publish"), key=lambda t: t[3])
+    assert [t[5] for t in publishes] == ["warehouse_writer", "warehouse_writer"]
+    assert publishes[0][4] <= publishes[1][3], f"publishes overlapped: {[(t[0], t[3], t[4]) for t in publishes]}"
+    # tasks of the two DAGs did run side by side somewhere (not one DAG after the other)
+    overlapping = [(a[0], a[1], b[0], b[1]) for a in tis for b in tis
+                   if a[0] < b[0] and a[3] < b[4] and b[3] < a[4]]
+    assert overlapping, "no task of one DAG ran while a task of the other one was running"
+
+    # the final warehouse holds both markets and both publishes
+    wh = r["warehouse"]
+    by_market = dict(query(wh, "select s.market_code, count(*) from fct_daily_price p "
+                               "join dim_security s using (security_key) group by 1"))
+    assert set(by_market) == {"XHKG", "US", "FX"}
+    assert query(wh, "select manifest_seq from warehouse_info") == [(2,)]
+    published_by = query(wh, "select split_part(run_id, '__', 1), details from run_log "
+                             "where step = 'publish' and status = 'success' order by 1")
+    assert [m for m, _ in published_by] == ["US", "XHKG"]
+    # the second publisher's candidate was built before the first publish: it must have been rebuilt
+    rebuilt = {m: json.loads(d)["rebuilt_from_seq"] for m, d in published_by}
+    second = MARKET_OF[publishes[1][0]]
+    assert rebuilt[MARKET_OF[publishes[0][0]]] == [], rebuilt
+
+    # the reader: never an error, and only whole publishes: one state per manifest seq, the first publish holds
+    # one market complete (and its FX), the second is the final warehouse
+    reads = r["reads"]
+    errors = [x for x in reads if "error" in x]
+    assert not errors, errors[:5]
+    by_seq: dict[int, set] = {}
+    for x in reads:
+        if "seq" in x:
+            by_seq.setdefault(x["seq"], set()).add(json.dumps([x["markets"], x["fx"]], sort_keys=True))
+    assert by_seq, "the reader never saw a published warehouse"
+    assert all(len(v) == 1 for v in by_seq.values()), f"two states under one publish: {by_seq}"
+    seen = {seq: json.loads(next(iter(v))) for seq, v in sorted(by_seq.items())}
+    if 1 in seen:
+        first = seen[1][0]
+        equities = set(first) - {"FX"}
+        assert len(equities) == 1 and all(first[m] == by_market[m] for m in equities), f"partial publish: {first}"
+        assert first.get("FX"), f"first publish without FX: {first}"
+    if 2 in seen:
+        assert seen[2][0] == by_market, seen[2]
+
+    # the published tables equal the embedded default's, lineage columns aside
+    tables = _published_tables(wh)
+    assert tables == _published_tables(r["reference"])
+    equal, rows = {}, {}
+    for table in tables:
+        got, want = table_without_lineage(wh, table), table_without_lineage(r["reference"], table)
+        equal[table], rows[table] = got == want, len(got)
+    assert not [t for t, ok in equal.items() if not ok], {t: ok for t, ok in equal.items() if not ok}
+
+    assert r["processes_alive_after_stop"] == []
+
+    def iso(ts: datetime) -> str:
+        return ts.strftime("%H:%M:%S")
+
+    lines = ["", "== production configuration: PostgreSQL metadata + CeleryExecutor (Redis broker, "
+             "PostgreSQL result backend)",
+             f"   database {r['pg_database']} (dropped after), Redis DB {r['redis_db']}, queue {r['queue']}, "
+             f"1 Celery worker x 4 slots"]
+    for dag_id, run_id, state, start, end, _ in r["dag_runs"]:
+        lines.append(f"   {dag_id:<18} {state:<8} {iso(start)}..{iso(end)}  {(end - start).total_seconds():5.1f} s"
+                     f"  run_id={run_id}")
+    for t in publishes:
+        lines.append(f"   publish {t[0]:<18} pool={t[5]} {iso(t[3])}..{iso(t[4])} "
+                     f"({(t[4] - t[3]).total_seconds():.1f} s)  on {t[7]}")
+    lines.append(f"   second publisher ({second}) rebuilt its stale candidate from manifest seq: {rebuilt[second]}")
+    lines.append(f"   celery results in PostgreSQL: {r['celery_results']}; task instances: {len(tis)}, all success")
+    lines.append(f"   reader: {len(reads)} rounds, {len(errors)} errors, states seen (seq: rows by market) "
+                 f"{ {seq: v[0] for seq, v in seen.items()} } "
+                 f"(before first publish: {sum(1 for x in reads if x.get('absent'))} rounds)")
+    lines.append(f"   fct_daily_price by market: {by_market}")
+    lines.append(f"   equality with embedded run_all (without {sorted(LINEAGE)}): "
+                 f"{sum(equal.values())}/{len(equal)} tables equal: "
+                 + ", ".join(f"{t}={rows[t]}" for t in tables))
+    for what, seconds in r["timings"].items():
+        lines.append(f"   {what:<70} {seconds:6.1f} s")
+    lines.append(f"   {'total':<70} {time.monotonic() - r['t0']:6.1f} s")
+    with capsys.disabled():
+        print("\n".join(lines))
