@@ -103,7 +103,8 @@ def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
             }
             for s in universe.listings
         ]
-    ).astype({"adr_ratio": "float64", "quote_min": "float64", "quote_max": "float64", "listing_name": "string", "underlying_symbol": "string",
+    ).astype({"adr_ratio": "float64", "quote_min": "float64", "quote_max": "float64",
+              "listing_name": "string", "underlying_symbol": "string",
               "company_id": "string", "company_name": "string", "sector": "string"})
     company = pd.DataFrame(
         [{"company_id": c["id"], "company_name": c["name"], "sector": c.get("sector")}

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+
 from tests.conftest import LINEAGE, REPO
 
 HK_TZ = "Asia/Hong_Kong"
@@ -66,17 +68,20 @@ def open_everything(warehouse: Path) -> dict:
 HEADER = ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume", "Dividends", "Stock Splits"]
 
 
-def sample_rows(symbol: str, start: date, end: date) -> list[list[str]]:
-    """The sample source's bars for one symbol as yfinance `Ticker.history().to_csv()` rows (text cells)."""
+def sample_rows(symbols: list[str], start: date, end: date) -> dict[str, list[list[str]]]:
+    """The sample source's bars per symbol as yfinance `Ticker.history().to_csv()` rows (text cells)."""
     from etl.config import load_universe
     from etl.sources.sample import SampleSource
 
-    frame = SampleSource(load_universe()).fetch([symbol], start, end).frames[symbol]
-    return [
-        [ts.isoformat(sep=" "), *(repr(float(v[c])) for c in HEADER[1:6]), str(int(v["Volume"])),
-         repr(float(v["Dividends"])), repr(float(v["Stock Splits"]))]
-        for ts, v in frame.iterrows()
-    ]
+    frames = SampleSource(load_universe()).fetch(list(symbols), start, end).frames
+    return {
+        symbol: [
+            [ts.isoformat(sep=" "), *(repr(float(v[c])) for c in HEADER[1:6]), str(int(v["Volume"])),
+             repr(float(v["Dividends"])), repr(float(v["Stock Splits"]))]
+            for ts, v in frame.iterrows()
+        ]
+        for symbol, frame in frames.items()
+    }
 
 
 def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER, encoding: str = "utf-8") -> Path:
@@ -84,6 +89,43 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER, enc
     text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
     path.write_bytes(text.encode(encoding))
     return path
+
+
+# ------------------------------------------------------------------ yf.Ticker fakes serving sample bars
+
+class SampleTicker:
+    """A yf.Ticker stand-in serving the sample source's bars; `fail` raises instead, `empty` answers nothing."""
+
+    def __init__(self, symbol, sample, fail=None, empty=False, info=None):
+        self.symbol, self.sample, self.fail, self.empty, self.extra_info = symbol, sample, fail, empty, info or {}
+
+    def history(self, start, end, **kwargs):
+        if self.fail is not None:
+            raise self.fail
+        frame = self.sample.fetch([self.symbol], start, end - timedelta(days=1)).frames.get(self.symbol)
+        if self.empty or frame is None:
+            return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Adj Close", "Volume"])
+        return frame
+
+    @property
+    def info(self):
+        listing = self.sample.universe.by_symbol[self.symbol]
+        return {"currency": listing.currency, "longName": listing.name or self.symbol, **self.extra_info}
+
+
+class FakeYahoo:
+    def __init__(self, fail=None, empty=(), info=None):
+        from etl.config import load_universe
+        from etl.sources.sample import SampleSource
+
+        self.sample = SampleSource(load_universe())
+        self.info = info or {}
+        self.fail, self.empty, self.created = fail or {}, set(empty), []
+
+    def __call__(self, symbol):
+        self.created.append(symbol)
+        return SampleTicker(symbol, self.sample, fail=self.fail.get(symbol), empty=symbol in self.empty,
+                            info=self.info.get(symbol))
 
 
 # ------------------------------------------------------------------ a step in a subprocess, paused, killed

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -20,6 +20,7 @@ from etl.sources.budget import MAX_REQUESTS_ENV, RequestBudget
 from etl.sources.sample import SampleSource
 from etl.sources.yfinance_source import YFinanceSource
 from tests.conftest import REPO, query
+from tests.reliability.conftest import FakeYahoo
 
 XHKG_WEEK = (date(2025, 9, 1), date(2025, 9, 5))
 
@@ -39,36 +40,6 @@ class Clock:
     def sleep(self, seconds):
         self.sleeps.append(round(seconds, 6))
         self.now += seconds
-
-
-class SampleTicker:
-    """A yf.Ticker stand-in serving the sample source's bars; `fail` raises instead, `empty` answers nothing."""
-
-    def __init__(self, symbol, sample, fail=None, empty=False):
-        self.symbol, self.sample, self.fail, self.empty = symbol, sample, fail, empty
-
-    def history(self, start, end, **kwargs):
-        if self.fail is not None:
-            raise self.fail
-        frame = self.sample.fetch([self.symbol], start, end - timedelta(days=1)).frames.get(self.symbol)
-        if self.empty or frame is None:
-            return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Adj Close", "Volume"])
-        return frame
-
-    @property
-    def info(self):
-        listing = self.sample.universe.by_symbol[self.symbol]
-        return {"currency": listing.currency, "longName": listing.name or self.symbol}
-
-
-class FakeYahoo:
-    def __init__(self, fail=None, empty=()):
-        self.sample = SampleSource(load_universe())
-        self.fail, self.empty, self.created = fail or {}, set(empty), []
-
-    def __call__(self, symbol):
-        self.created.append(symbol)
-        return SampleTicker(symbol, self.sample, fail=self.fail.get(symbol), empty=symbol in self.empty)
 
 
 def yahoo(fake, **kwargs):
@@ -153,7 +124,8 @@ def test_the_request_budget_caps_a_run_and_says_which_setting(tmp_path, monkeypa
     budget = RequestBudget(tmp_path / "b.json", "run-1", min_interval=0, max_requests=3)
     for _ in range(3):
         budget.acquire()
-    with pytest.raises(SourceError, match=f"run run-1 used its whole Yahoo request budget \\(3 calls, {MAX_REQUESTS_ENV}"):
+    expected = f"run run-1 used its whole Yahoo request budget \\(3 calls, {MAX_REQUESTS_ENV}"
+    with pytest.raises(SourceError, match=expected):
         budget.acquire("the history call for 0700.HK")
     assert RequestBudget(tmp_path / "b.json", "run-2", 0, 3).acquire() == 1  # another run has its own budget
 
