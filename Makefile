@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-fast lint airflow run sql report export ui-check clean
+.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast lint airflow run sql report export ui-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[airflow,dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[airflow,production,dev]'
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv and install the project with Airflow and test tools
@@ -40,7 +40,21 @@ demo: airflow-init ## offline demo: both market DAGs through `airflow dags test`
 	@$(BIN)/python -m etl.demo_summary
 
 test: venv ## the whole suite (unit, SQL, DAG integrity, pipeline, replay of real files, Airflow end to end)
-	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not production"
+
+test-production: venv ## PostgreSQL + CeleryExecutor + Redis: both market DAGs at once, a reader, equality (~2.5-5 min)
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m production tests/production
+
+# Prototype DuckLake backend in a side venv: the extension wheels on PyPI stop at DuckDB 1.5.5 (the project pins
+# >= 1.5.6), so that venv overrides duckdb to the extensions' version. Needs PostgreSQL on 127.0.0.1.
+DUCKLAKE_DUCKDB ?= 1.5.5
+DUCKLAKE_VENV := build/venv-ducklake
+test-ducklake: venv ## prototype DuckLake backend (catalog in PostgreSQL) vs the file store, in a DuckDB 1.5.5 side venv
+	@mkdir -p build && printf 'duckdb==$(DUCKLAKE_DUCKDB)\nduckdb-cli==$(DUCKLAKE_DUCKDB)\n' > build/ducklake-overrides.txt
+	@test -x $(DUCKLAKE_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(DUCKLAKE_VENV)
+	$(BIN)/uv pip install --python $(DUCKLAKE_VENV)/bin/python --quiet --override build/ducklake-overrides.txt \
+	  -e '.[ducklake,dev]'
+	GX_ANALYTICS_ENABLED=false $(DUCKLAKE_VENV)/bin/python -m pytest -q -rs tests/integration/test_ducklake_store.py
 
 test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"

@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.verb == "status":
             _print_query(str(settings.warehouse), "select * from warehouse_info")
             tables = ["dim_date", "dim_exchange", "dim_currency", "dim_company", "dim_security",
-                      "fct_daily_price", "fct_fx_rate", "fct_corporate_action", "quarantine", "dq_result"]
+                      "fct_daily_price", "fct_fx_rate", "fct_corporate_action", "quarantine", "restatement",
+                      "dq_result"]
             _print_query(str(settings.warehouse), " union all ".join(
                 f"select '{t}' as table_name, count(*) as row_count from {t}" for t in tables))
             _print_query(str(settings.warehouse), "select run_id, step, status, rows_out, rows_rejected, finished_at "

@@ -190,28 +190,43 @@ def universe_yaml(securities: int, calendar_start: date) -> str:
 
 # One row per security per trading day of its market, as the vendor would send it. Every random number is
 # hash(security id, day, stream) split into two 32-bit uniforms, so a bar is the same whatever window is asked.
-_UNIT = "(cast(hash(s.sym_id, d.day_number, {k}) >> 32 as double) + 0.5) / 4294967296.0"
-_UNIT2 = "(cast(hash(s.sym_id, d.day_number, {k}) & 4294967295 as double) + 0.5) / 4294967296.0"
+_UNIT = "(cast(hash({id}, d.day_number, {k}) >> 32 as double) + 0.5) / 4294967296.0"
+_UNIT2 = "(cast(hash({id}, d.day_number, {k}) & 4294967295 as double) + 0.5) / 4294967296.0"
 
 
-def _normal(k: int) -> str:
-    return f"(sqrt(-2 * ln({_UNIT.format(k=k)})) * cos(2 * pi() * {_UNIT2.format(k=k)}))"
+def _normal(k: int, of: str = "s.sym_id") -> str:
+    return f"(sqrt(-2 * ln({_UNIT.format(id=of, k=k)})) * cos(2 * pi() * {_UNIT2.format(id=of, k=k)}))"
+
+
+# An equity's (or index's) close on a day, from its parameters (prefix p) and its day noise z
+def _equity_close(p: str, z: str) -> str:
+    return (f"round(exp(ln({p}base) + {p}drift * day_number + {p}amp * sin(day_number / {p}period + {p}phase) "
+            f"+ 0.012 * {z}), 4)")
+
+
+def _fx_close(p: str, z: str) -> str:
+    return (f"least({p}fx_hi, greatest({p}fx_lo, {p}fx_level + {p}fx_amp * sin(day_number / 97.0 + {p}phase) "
+            f"+ 0.003 * {z}))")
 
 
 BARS_SQL = f"""
 with raw as (
     select
         s.*, d.bar_date, d.day_number,
-        {_normal(1)} as z1, {_normal(2)} as z2, {_normal(3)} as z3, {_normal(4)} as z4, {_normal(5)} as z5
+        {_normal(1)} as z1, {_normal(2)} as z2, {_normal(3)} as z3, {_normal(4)} as z4, {_normal(5)} as z5,
+        -- an ADR follows its home line at the day's FX rate (per ADS = ratio shares), with a small premium
+        case when s.stype = 'adr' then {_normal(1, "s.u_sym_id")} end as u_z1,
+        case when s.stype = 'adr' then {_normal(1, "s.hkd_sym_id")} end as hkd_z1
     from bench_security as s
     join bench_day as d on d.market = s.market and d.bar_date between $lo and $hi
 ),
 
 levels as (
     select *,
-        case when stype = 'fx'
-            then least(fx_hi, greatest(fx_lo, fx_level + fx_amp * sin(day_number / 97.0 + phase) + 0.003 * z1))
-            else round(exp(ln(base) + drift * day_number + amp * sin(day_number / period + phase) + 0.012 * z1), 4)
+        case when stype = 'fx' then {_fx_close("", "z1")}
+             when stype = 'adr' then round({_equity_close("u_", "u_z1")} * adr_ratio / {_fx_close("hkd_", "hkd_z1")}
+                                           * exp(0.002 * z1), 4)
+             else {_equity_close("", "z1")}
         end as close
     from raw
 ),
@@ -272,9 +287,10 @@ def _prepare_generator(con, universe, cache_dir: Path, first: date, last: date) 
     offsets = {"XHKG": "+08:00", "US": "-04:00", "FX": "+01:00"}
     listings = pd.DataFrame(
         [{"sym_id": i, "symbol": s.symbol, "market": s.market, "stype": s.security_type,
-          "currency": s.currency, "tz_offset": offsets.get(s.market, "+00:00")}
+          "currency": s.currency, "tz_offset": offsets.get(s.market, "+00:00"), "underlying": s.underlying,
+          "adr_ratio": float(s.adr_ratio or 1.0)}
          for i, s in enumerate(universe.listings)]
-    )
+    ).astype({"underlying": "string"})
     con.register("listing_frame", listings)
     u = _unit_sql
     con.execute(f"""
@@ -302,6 +318,14 @@ def _prepare_generator(con, universe, cache_dir: Path, first: date, last: date) 
         from listing_frame
     """)
     con.unregister("listing_frame")
+    params = ["sym_id", "base", "drift", "amp", "period", "phase", "fx_level", "fx_amp", "fx_lo", "fx_hi"]
+    con.execute(f"""
+        create or replace temp table bench_security as
+        select s.*, {", ".join(f"u.{c} as u_{c}" for c in params)}, {", ".join(f"h.{c} as hkd_{c}" for c in params)}
+        from bench_security as s
+        left join bench_security as u on u.symbol = s.underlying
+        left join (select * from bench_security where symbol = 'HKD=X') as h on s.stype = 'adr'
+    """)
     sessions = sessions_frame(universe, cache_dir)
     con.register("sessions_frame", sessions)
     con.execute("""
@@ -326,6 +350,7 @@ def _metadata_sql(run_id: str, extracted_at: str, bar_date: date | None) -> str:
     return f"""
         select {head}symbol, market,
             to_json(struct_pack(longName := 'Bench ' || symbol, shortName := symbol, quoteType := upper(stype),
+                                currency := currency,
                                 marketCap := round(1e8 * pow(10, 3 * {_unit_sql(21)})),
                                 sharesOutstanding := round(1e7 * pow(10, 3 * {_unit_sql(22)})),
                                 trailingPE := round(5 + 40 * {_unit_sql(23)}, 2))) :: varchar as info,

@@ -219,11 +219,34 @@ def _require(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+# libyaml's loader when PyYAML has it: a 5,000-listing universe parses in ~0.3 s instead of ~3 s (issue 6)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_UNIVERSE_CACHE: dict[tuple, Universe] = {}
+
+
 def load_universe(path: str | Path | None = None) -> Universe:
-    """Read and check a universe file; raise ConfigError naming the offending entry."""
+    """Read and check a universe file; raise ConfigError naming the offending entry.
+
+    Every pipeline step loads the universe; within one process a file whose path, size and modification time
+    are unchanged is parsed once (treat the returned Universe as read-only)."""
     path = Path(path or DEFAULT_UNIVERSE)
     try:
-        raw = yaml.safe_load(path.read_text())
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    if key in _UNIVERSE_CACHE:
+        return _UNIVERSE_CACHE[key]
+    universe = _load_universe(path)
+    if key is not None:
+        _UNIVERSE_CACHE.clear()  # one universe per process is the normal case; never grow without bound
+        _UNIVERSE_CACHE[key] = universe
+    return universe
+
+
+def _load_universe(path: Path) -> Universe:
+    try:
+        raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read universe {path}: {exc}") from exc
     where = str(path)
@@ -318,3 +341,14 @@ def _listing(item: dict, company_id: str | None, exchanges: dict, currencies: di
         underlying=item.get("underlying"),
         quote_range=quote_range,
     )
+
+
+DUCKDB_MEMORY_ENV = "ETL_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+def duckdb_config() -> dict:
+    """Settings for the pipeline's own DuckDB connections (transform, gate, publish, export): a memory limit
+    (ETL_DUCKDB_MEMORY_LIMIT, default 4GB, beyond which DuckDB spills to disk) so a 25M-row backfill stays far
+    below the machine's RAM instead of DuckDB's default of 80% of it."""
+    return {"memory_limit": os.environ.get(DUCKDB_MEMORY_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT}

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
-from etl.config import Settings
+from etl.config import Settings, duckdb_config
 
 KEEP_EXPORTS = 3
 CURRENT = "current"
@@ -95,7 +95,7 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
                 rows += pq.read_metadata(target).num_rows
             tables[table] = {"files": files, "rows": rows, "partitioned_by": "month" if files and
                              "month=" in files[0] else None}
-        con = duckdb.connect()
+        con = duckdb.connect(config=duckdb_config())
         try:
             # marts published as views over the facts (etl/store.py VIEW_MARTS) are materialised from the same
             # manifest files, in a private in-memory database (never the published file)

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from etl import audit
-from etl.config import Settings, Universe, check_symbol, extract_policy
+from etl.config import Settings, Universe, extract_policy
 from etl.faults import pause_point
 from etl.run import RunContext
 from etl.sources import SourceError, make_source
@@ -108,31 +108,35 @@ def _checkpoint_dir(ctx: RunContext, settings: Settings) -> Path:
 
 
 def _save_checkpoint(folder: Path, result: FetchResult, universe: Universe, extracted_at: datetime,
-                     now: datetime, grace: timedelta) -> list[dict]:
-    """Keep each symbol's answer as soon as it is in (one file per symbol): a rerun of a failed extract then
-    asks the source only for the others. Unfinished bars are cut here, with the time they were fetched at."""
+                     now: datetime, grace: timedelta) -> None:
+    """Keep what one fetch attempt got (attempt-<n>.parquet, committed by its .json): a rerun of a failed
+    extract asks the source only for the other symbols. Unfinished bars are cut here, at their fetch time."""
     folder.mkdir(parents=True, exist_ok=True)
-    excluded = []
-    for symbol, frame in result.frames.items():
-        if frame is None or frame.empty:
-            continue
-        check_symbol(symbol, "source answer")  # the symbol names a file below
-        long = _frames_to_long({symbol: frame}, result.frame_info, universe)
-        long["extracted_at"] = extracted_at
-        reasons = _unfinished(long, universe, now, grace)
-        for index in reasons[reasons.notna()].index:
-            row = long.loc[index]
-            excluded.append({"symbol": symbol, "bar_date": row["bar_date"], "reason": reasons[index],
-                             "source_file": row["source_file"],
-                             "raw_record": json.dumps({c: row[c] for c in ["Date", *RAW_COLUMNS]}, default=str)})
-        long = long[reasons.isna()]
-        info = {"metadata": result.metadata.get(symbol), "excluded": [e for e in excluded if e["symbol"] == symbol]}
-        tmp = folder / f".{symbol}.tmp"
-        long.to_parquet(tmp, index=False)
-        tmp.replace(folder / f"{symbol}.parquet")
-        (folder / f".{symbol}.json.tmp").write_text(json.dumps(info, default=str))
-        (folder / f".{symbol}.json.tmp").replace(folder / f"{symbol}.json")
-    return excluded
+    frames = {s: f for s, f in result.frames.items() if f is not None and not f.empty}
+    if not frames:
+        return
+    long = _frames_to_long(frames, result.frame_info, universe)
+    long["extracted_at"] = extracted_at
+    reasons = _unfinished(long, universe, now, grace)
+    excluded = [
+        {"symbol": row["symbol"], "bar_date": row["bar_date"], "reason": reasons[index],
+         "source_file": row["source_file"],
+         "raw_record": json.dumps({c: row[c] for c in ["Date", *RAW_COLUMNS]}, default=str)}
+        for index, row in long[reasons.notna()].iterrows()
+    ]
+    attempt = len(list(folder.glob("attempt-*.json"))) + 1
+    long[reasons.isna()].to_parquet(folder / f"attempt-{attempt}.parquet", index=False)
+    info = {"symbols": sorted(frames), "metadata": {s: m for s, m in result.metadata.items() if s in frames},
+            "excluded": excluded}
+    tmp = folder / f".attempt-{attempt}.json.tmp"
+    tmp.write_text(json.dumps(info, default=str))
+    tmp.replace(folder / f"attempt-{attempt}.json")  # the attempt counts once its .json exists
+
+
+def _load_checkpoints(folder: Path) -> list[tuple[dict, Path]]:
+    if not folder.is_dir():
+        return []
+    return [(json.loads(p.read_text()), p.with_suffix(".parquet")) for p in sorted(folder.glob("attempt-*.json"))]
 
 
 def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None,
@@ -161,7 +165,7 @@ def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None
     folder = _checkpoint_dir(ctx, settings)
     if (folder / ".complete").exists():
         shutil.rmtree(folder)  # a completed extract that is run again starts over
-    kept = sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+    kept = sorted({s for info, _ in _load_checkpoints(folder) for s in info["symbols"]})
     todo = [s for s in ctx.symbols if s not in set(kept)]
     started = datetime.now(UTC)
     try:
@@ -170,7 +174,7 @@ def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None
         partial = getattr(exc, "partial", None)
         if partial is not None:
             _save_checkpoint(folder, partial, universe, datetime.now(UTC), now, grace)
-        have = len(list(folder.glob("*.parquet"))) if folder.is_dir() else 0
+        have = len({s for info, _ in _load_checkpoints(folder) for s in info["symbols"]})
         if have:
             raise SourceError(
                 f"{exc} [{have} of {len(ctx.symbols)} symbols fetched before the failure are kept in {folder}; "
@@ -185,17 +189,15 @@ def extract(ctx: RunContext, settings: Settings, universe: Universe, source=None
     _save_checkpoint(folder, result, universe, extracted_at, now, grace)
 
     longs, meta_rows, excluded = [], [], []
-    for path in sorted(folder.glob("*.parquet")):
-        symbol = path.stem
+    for info, path in _load_checkpoints(folder):
         part = pd.read_parquet(path)
-        info = json.loads((folder / f"{symbol}.json").read_text())
         excluded += info["excluded"]
         if len(part):
             longs.append(part)
-        if info["metadata"] is not None and symbol in universe.by_symbol:
-            meta_rows.append({"symbol": symbol, "market": universe.market_of(symbol),
-                              "info": json.dumps(info["metadata"], default=str),
-                              "extracted_at": part["extracted_at"].iloc[0] if len(part) else extracted_at})
+        fetched_at = part["extracted_at"].iloc[0] if len(part) else extracted_at
+        meta_rows += [{"symbol": s, "market": universe.market_of(s), "info": json.dumps(m, default=str),
+                       "extracted_at": fetched_at} for s, m in sorted(info["metadata"].items())
+                      if m is not None and s in universe.by_symbol]
     long = pd.concat(longs, ignore_index=True) if longs else pd.DataFrame(columns=[*LONG_COLUMNS, "extracted_at"])
     returned = set(long["symbol"]) if len(long) else set()
     for symbol in sorted(set(ctx.symbols) - returned - set(result.missing)):
@@ -308,14 +310,30 @@ def _copy_partitioned(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, dest:
     if tmp.exists():
         shutil.rmtree(tmp)
     con.register("frame", frame)
+    # Beyond partitioned_write_max_open_files (default 100) DuckDB closes partition files and opens new ones,
+    # so a window of more than ~33 days x 3 markets got several part files in one folder, and renaming each
+    # of them to run-<id>.parquet kept only the last (rows lost, issue 6). Keep every partition open; should
+    # DuckDB still split one, its parts are merged below.
+    partitions = len(frame[["source", "market", "bar_date"]].drop_duplicates()) if len(frame) else 0
+    con.execute(f"set partitioned_write_max_open_files = {max(100, partitions + 1)}")
     con.execute(
         f"copy frame to '{tmp}' (format parquet, partition_by (source, market, bar_date), "
         "write_partition_columns true, filename_pattern 'part_{i}')"
     )
-    files = 0
+    folders: dict[Path, list[Path]] = {}
     for part in sorted(tmp.rglob("*.parquet")):
-        rel = part.parent.relative_to(tmp)
-        target = dest / rel / f"run-{run_id}.parquet"
+        folders.setdefault(part.parent, []).append(part)
+    files = 0
+    for folder, parts in sorted(folders.items()):
+        if len(parts) > 1:
+            merged = folder / "merged.parquet.tmp"
+            listed = ", ".join(f"'{p}'" for p in parts)
+            con.execute(f"copy (select * from read_parquet([{listed}], hive_partitioning=false)) to '{merged}' "
+                        "(format parquet)")
+            part = merged
+        else:
+            part = parts[0]
+        target = dest / folder.relative_to(tmp) / f"run-{run_id}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         part.replace(target)  # same file system: atomic, and a retry of this run overwrites its own file
         files += 1

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
-from etl.config import Settings
+from etl.config import Settings, duckdb_config
 from etl.export import ExportError, export
 from etl.faults import pause_point
 
@@ -160,7 +160,7 @@ class Store:
             new_tables: dict[str, dict[str, str]] = {t: dict(p) for t, p in manifest["tables"].items()}
             seq = manifest["seq"] + 1
             version = f"v{seq:06d}"
-            con = duckdb.connect()
+            con = duckdb.connect(config=duckdb_config())
             written = 0
             try:
                 con.execute(f"attach '{candidate}' as cand (read_only)")

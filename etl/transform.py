@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from etl.calendars import sessions_frame
-from etl.config import PROJECT_ROOT, Settings, Universe
+from etl.config import PROJECT_ROOT, Settings, Universe, duckdb_config
 from etl.faults import pause_point
 from etl.landing import landed_files
 from etl.run import RunContext
@@ -154,11 +154,25 @@ FUNDAMENTALS_EMPTY = {
 }
 
 
+# Built as views, not tables (issue 6): int_prices_checked is staging plus two small joins, and materialising
+# it meant writing every price row of a backfill (25M) once more; its readers scan the staging table instead.
+VIEW_MODELS = {"int_prices_checked"}
+# Facts stored in date order: publish cuts them into one file per month, and each month's query then reads
+# only that month's row groups (zone maps) instead of the whole table (240 months in a 20-year backfill).
+DATE_ORDERED = {"fct_daily_price", "fct_fx_rate", "fct_corporate_action", "fct_valuation_daily"}
+
+
 def _run_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
     for model in models:
         name = model.split("/")[1]
         try:
-            con.execute(f"create or replace table {name} as {model_sql(model)}")
+            if name in VIEW_MODELS:
+                con.execute(f"create or replace view {name} as {model_sql(model)}")
+            elif name in DATE_ORDERED:
+                ordered = f"select * from (\n{model_sql(model)}\n) order by date_key"
+                con.execute(f"create or replace table {name} as {ordered}")
+            else:
+                con.execute(f"create or replace table {name} as {model_sql(model)}")
         except duckdb.Error as exc:
             raise TransformError(f"model {model}.sql failed: {exc}") from exc
 
@@ -185,7 +199,7 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
         )
     meta_files = landed_files(settings, "metadata", ctx.source, markets, start, ctx.end)
 
-    con = duckdb.connect(str(building))
+    con = duckdb.connect(str(building), config=duckdb_config())
     try:
         variables = {
             "run_id": ctx.run_id,

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from etl import audit
+from etl.config import duckdb_config
 from etl.faults import pause_point
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -244,7 +245,7 @@ def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currenc
     """Validate the candidate, record every result, raise ValidationError on a blocking failure."""
     started = time.perf_counter()
     validated_at = datetime.now(UTC)
-    con = duckdb.connect(str(candidate), read_only=True)
+    con = duckdb.connect(str(candidate), read_only=True, config=duckdb_config())
     try:
         results = _gx_results(con, source, currencies) + _invariant_results(con)
         row_counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in EXAMPLE_COLUMNS}

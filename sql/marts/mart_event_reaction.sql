@@ -4,15 +4,28 @@
 -- event_day_return = day 0 over day -1; return_1d = days -1..+1 (day +1 over day -2); return_5d = days -5..+5
 -- (day +5 over day -6). The benchmark is the listing's market benchmark (dim_exchange.benchmark_symbol: HSTECH
 -- for Hong Kong lines, the Nasdaq-100 for US listings) over the same dates; excess = listing minus benchmark.
+-- Computed in one pass over the prices (issue 6): the closes and dates 1, 2 and 6 trading days before and 1 and
+-- 5 after each price row come from lag/lead over the listing's dates, and the benchmark's values from as-of
+-- joins on the (two) benchmark series, instead of self-joins of the whole price table on a row number.
 with listing_prices as (
     select
         securities.symbol,
         securities.exchange_key,
         prices.date_key,
         prices.adj_close,
-        row_number() over (partition by securities.symbol order by prices.date_key) as trading_day
+        lag(prices.adj_close, 1) over listing as close_m1,
+        lag(prices.adj_close, 2) over listing as close_m2,
+        lag(prices.adj_close, 6) over listing as close_m6,
+        lead(prices.adj_close, 1) over listing as close_p1,
+        lead(prices.adj_close, 5) over listing as close_p5,
+        lag(prices.date_key, 1) over listing as date_key_m1,
+        lag(prices.date_key, 2) over listing as date_key_m2,
+        lag(prices.date_key, 6) over listing as date_key_m6,
+        lead(prices.date_key, 1) over listing as date_key_p1,
+        lead(prices.date_key, 5) over listing as date_key_p5
     from fct_daily_price as prices
     inner join dim_security as securities using (security_key)
+    window listing as (partition by securities.symbol order by prices.date_key)
 ),
 
 events as (
@@ -21,66 +34,59 @@ events as (
     where symbol is not null
 ),
 
-day_zero as (
-    select events.*, listing_prices.trading_day, listing_prices.date_key as day0_date_key,
-        listing_prices.exchange_key
+windows as (
+    select
+        events.*,
+        listing_prices.date_key as day0_date_key,
+        listing_prices.exchange_key,
+        exchanges.benchmark_symbol,
+        listing_prices.close_m1 as close_before_day_m1,
+        listing_prices.close_m2 as close_before_window_1d,
+        listing_prices.close_m6 as close_before_window_5d,
+        listing_prices.adj_close as close_day0,
+        listing_prices.close_p1 as close_day_p1,
+        listing_prices.close_p5 as close_day_p5,
+        listing_prices.date_key_m1,
+        listing_prices.date_key_m2,
+        listing_prices.date_key_m6,
+        listing_prices.date_key_p1,
+        listing_prices.date_key_p5
     from events
     asof inner join listing_prices
         on listing_prices.symbol = events.symbol
         and events.event_date_key <= listing_prices.date_key
-),
-
-windows as (
-    select
-        day_zero.*,
-        exchanges.benchmark_symbol,
-        before_1.adj_close as close_before_day_m1,
-        before_2.adj_close as close_before_window_1d,
-        before_6.adj_close as close_before_window_5d,
-        day0.adj_close as close_day0,
-        after_1.adj_close as close_day_p1,
-        after_5.adj_close as close_day_p5,
-        before_1.date_key as date_key_m1,
-        before_2.date_key as date_key_m2,
-        before_6.date_key as date_key_m6,
-        after_1.date_key as date_key_p1,
-        after_5.date_key as date_key_p5
-    from day_zero
-    left join dim_exchange as exchanges on exchanges.exchange_key = day_zero.exchange_key
-    left join listing_prices as day0 on day0.symbol = day_zero.symbol and day0.trading_day = day_zero.trading_day
-    left join listing_prices as before_1
-        on before_1.symbol = day_zero.symbol and before_1.trading_day = day_zero.trading_day - 1
-    left join listing_prices as before_2
-        on before_2.symbol = day_zero.symbol and before_2.trading_day = day_zero.trading_day - 2
-    left join listing_prices as before_6
-        on before_6.symbol = day_zero.symbol and before_6.trading_day = day_zero.trading_day - 6
-    left join listing_prices as after_1
-        on after_1.symbol = day_zero.symbol and after_1.trading_day = day_zero.trading_day + 1
-    left join listing_prices as after_5
-        on after_5.symbol = day_zero.symbol and after_5.trading_day = day_zero.trading_day + 5
+    left join dim_exchange as exchanges on exchanges.exchange_key = listing_prices.exchange_key
 ),
 
 benchmark_prices as (
     select symbol, date_key, adj_close from listing_prices
+    where symbol in (select benchmark_symbol from dim_exchange)
 ),
 
 -- the benchmark's close on (or, when it did not trade, just before) each date of the listing's window
 with_benchmark as (
     select
         windows.*,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.day0_date_key order by b.date_key desc limit 1) as bench_day0,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.date_key_m1 order by b.date_key desc limit 1) as bench_m1,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.date_key_m2 order by b.date_key desc limit 1) as bench_m2,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.date_key_m6 order by b.date_key desc limit 1) as bench_m6,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.date_key_p1 order by b.date_key desc limit 1) as bench_p1,
-        (select b.adj_close from benchmark_prices b where b.symbol = windows.benchmark_symbol
-            and b.date_key <= windows.date_key_p5 order by b.date_key desc limit 1) as bench_p5
+        -- (an as-of join matches a null date too: no date, no benchmark value)
+        b0.adj_close as bench_day0,
+        case when windows.date_key_m1 is not null then b1.adj_close end as bench_m1,
+        case when windows.date_key_m2 is not null then b2.adj_close end as bench_m2,
+        case when windows.date_key_m6 is not null then b6.adj_close end as bench_m6,
+        case when windows.date_key_p1 is not null then a1.adj_close end as bench_p1,
+        case when windows.date_key_p5 is not null then a5.adj_close end as bench_p5
     from windows
+    asof left join benchmark_prices as b0
+        on b0.symbol = windows.benchmark_symbol and windows.day0_date_key >= b0.date_key
+    asof left join benchmark_prices as b1
+        on b1.symbol = windows.benchmark_symbol and windows.date_key_m1 >= b1.date_key
+    asof left join benchmark_prices as b2
+        on b2.symbol = windows.benchmark_symbol and windows.date_key_m2 >= b2.date_key
+    asof left join benchmark_prices as b6
+        on b6.symbol = windows.benchmark_symbol and windows.date_key_m6 >= b6.date_key
+    asof left join benchmark_prices as a1
+        on a1.symbol = windows.benchmark_symbol and windows.date_key_p1 >= a1.date_key
+    asof left join benchmark_prices as a5
+        on a5.symbol = windows.benchmark_symbol and windows.date_key_p5 >= a5.date_key
 ),
 
 final as (

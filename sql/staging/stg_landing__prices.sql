@@ -29,6 +29,12 @@ typed as (
     from landed
 ),
 
+-- Only (symbol, bar_date) landed more than once need the rules below; every other row is its own latest
+-- extraction and no duplicate (a 20-year backfill has 25M rows and no repeated key: no window over them).
+repeated as (
+    select symbol, bar_date from typed group by symbol, bar_date having count(*) > 1
+),
+
 copies as (
     select
         *,
@@ -36,10 +42,15 @@ copies as (
             <> max(hash(open, high, low, close, adj_close_vendor, volume, dividends, stock_splits)) over extraction
             as is_conflicting_duplicate
     from typed
+    semi join repeated using (symbol, bar_date)
     window extraction as (partition by symbol, bar_date, run_id, extracted_at)
 ),
 
 latest as (
+    select *, false as is_conflicting_duplicate
+    from typed
+    anti join repeated using (symbol, bar_date)
+    union all
     select *
     from copies
     qualify row_number() over (

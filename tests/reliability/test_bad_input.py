@@ -63,6 +63,7 @@ def build_replay_folder(folder):
     _set(r["0700.HK"], "2025-09-02", "Close", "")                         # R01
     _set(r["0700.HK"], "2025-09-03", "Low", "-1.0")                       # R02
     _set(r["0700.HK"], "2025-09-04", "Open", "0.0")                       # R03
+    _set(r["0700.HK"], "2025-09-05", "Close", "N/A")                      # R33
     _set(r["9988.HK"], "2025-09-02", "High", "inf")                       # R04
     _set(r["9988.HK"], "2025-09-04", "Adj Close", "")                     # R05
     low = float(next(x for x in r["9888.HK"] if x[0].startswith("2025-09-02"))[3])
@@ -258,6 +259,7 @@ ROW_CASES = [
     ("R01", "empty Close cell", "quarantined", quarantined("0700.HK", "2025-09-02", "missing_close")),
     ("R02", "negative price (Low -1)", "quarantined", quarantined("0700.HK", "2025-09-03", "non_positive_price")),
     ("R03", "zero price (Open 0)", "quarantined", quarantined("0700.HK", "2025-09-04", "non_positive_price")),
+    ("R33", "'N/A' in the Close cell", "quarantined", quarantined("0700.HK", "2025-09-05", "missing_close")),
     ("R04", "infinite price ('inf')", "quarantined", quarantined("9988.HK", "2025-09-02", "non_finite_price")),
     ("R05", "empty Adj Close in a file that has the column", "quarantined",
      quarantined("9988.HK", "2025-09-04", "missing_adj_close")),
@@ -381,9 +383,11 @@ FILE_CASES = [
      r"repeats a column"),
     ("F05", "rows with more cells than the header", lambda: _bytes(_text(HEADER, [r + ["1"] for r in _rows()])),
      r"rows have 10 cells but header"),
-    ("F06", "non-UTF-8 bytes in the rows", lambda: _bytes(_text(HEADER, _rows()[:2])) + b"2025-09-03 \xe9,1,1,1,1,1,1,0,0\n",
+    ("F06", "non-UTF-8 bytes in the rows",
+     lambda: _bytes(_text(HEADER, _rows()[:2])) + b"2025-09-03 \xe9,1,1,1,1,1,1,0,0\n",
      r"codec can't decode byte 0xe9"),
-    ("F07", "non-UTF-8 bytes in the header", lambda: b"Date,Op\xe9n,High,Low,Close,Volume\n", r"cannot read replay file"),
+    ("F07", "non-UTF-8 bytes in the header", lambda: b"Date,Op\xe9n,High,Low,Close,Volume\n",
+     r"cannot read replay file"),
     ("F08", "text in a numeric cell ('abc')",
      lambda: _bytes(_text(HEADER, [r[:4] + ["abc"] + r[5:] for r in _rows()])), r"cannot parse rows"),
     ("F09", "a row without a date", lambda: _bytes(_text(HEADER, [[""] + _rows()[0][1:]])), r"a row has no date"),

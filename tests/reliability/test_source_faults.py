@@ -116,7 +116,8 @@ def test_the_request_budget_spaces_calls_across_processes(tmp_path):
                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
     stamps = sorted(s for p in procs for s in json.loads(p.communicate(timeout=60)[0]))
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert len(stamps) == 10 and min(gaps) >= 0.14, gaps  # two "tasks", one spacing
+    # two "tasks", one spacing (stamps are taken just after the lock is released, so allow for scheduling)
+    assert len(stamps) == 10 and min(gaps) >= 0.1 and stamps[-1] - stamps[0] >= 9 * 0.15 - 0.05, gaps
     assert RequestBudget(state, "run-1", 0.15, None).used() == 10  # one count for the run
 
 
