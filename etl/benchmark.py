@@ -523,62 +523,73 @@ def phase_increment(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
 
 FLOOR_SQL = """
 create table floor_price as
-with landed as (
-    select * from read_parquet({files}, union_by_name = true)
-),
-
-listing as (
+with listing as (
     select * from (values {listings}) as t(symbol, currency, security_type)
 ),
 
+-- the FX quotes (their own landing partitions), carried over at most 5 calendar days onto every day
 quotes as (
     select listing.currency, landed.bar_date as observed_date, 1.0 / landed."Close" as rate_to_usd
-    from landed join listing using (symbol)
-    where listing.security_type = 'fx'
+    from read_parquet({fx_files}, union_by_name = true) as landed
+    join listing using (symbol)
+),
+
+days as (
+    select cast(d as date) as calendar_date, c.currency
+    from range(date '{first}', date '{last}' + 1, interval 1 day) as t(d)
+    cross join (select distinct currency from quotes) as c
+),
+
+daily_fx as (
+    select days.calendar_date, days.currency, quotes.rate_to_usd
+    from days asof join quotes on days.currency = quotes.currency and days.calendar_date >= quotes.observed_date
+    where days.calendar_date - quotes.observed_date <= 5
 ),
 
 priced as (
     select landed.*, listing.currency,
         landed."Adj Close" / lag(landed."Adj Close") over (partition by landed.symbol order by landed.bar_date) - 1
             as daily_return
-    from landed join listing using (symbol)
-),
-
-with_fx as (
-    select priced.*, quotes.observed_date, quotes.rate_to_usd
-    from priced
-    asof left join quotes on priced.currency = quotes.currency and priced.bar_date >= quotes.observed_date
+    from read_parquet({files}, union_by_name = true) as landed
+    join listing using (symbol)
 )
 
-select * exclude (observed_date, rate_to_usd),
-    case when currency = 'USD' then 1.0
-         when bar_date - observed_date <= 5 then rate_to_usd end as fx_rate_to_usd,
-    "Close" * case when currency = 'USD' then 1.0 when bar_date - observed_date <= 5 then rate_to_usd end
-        as close_usd
-from with_fx
+select priced.*,
+    case when priced.currency = 'USD' then 1.0 else daily_fx.rate_to_usd end as fx_rate_to_usd,
+    priced."Close" * case when priced.currency = 'USD' then 1.0 else daily_fx.rate_to_usd end as close_usd
+from priced
+left join daily_fx on daily_fx.currency = priced.currency and daily_fx.calendar_date = priced.bar_date
 """
 
 
 def phase_floor(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
-    """DuckDB alone: the same landing files into one table with daily return and USD close."""
+    """DuckDB alone, with the pipeline's memory limit: the same landing files into one stored table with the
+    daily return on adj close, the day's FX rate (5-day carry-over) and the close in USD."""
     import duckdb
 
+    from etl.config import duckdb_config
     from etl.landing import landed_files
 
     settings, universe = _settings_universe()
     stages: dict = {}
     path = Path(cfg.work) / which / "floor.duckdb"
     path.unlink(missing_ok=True)
+    first = cfg.start_long if which == "long" else cfg.start_short
     with stage(stages, "floor", sampler) as info:
-        files = landed_files(settings, "prices", SOURCE, set(universe.markets) | {"FX"}, cfg.start_long, cfg.end)
+        files = landed_files(settings, "prices", SOURCE, set(universe.markets) | {"FX"}, first, cfg.end)
+        fx_files = landed_files(settings, "prices", SOURCE, {"FX"}, first, cfg.end)
         listings = ", ".join(f"('{s.symbol}', '{s.currency}', '{s.security_type}')" for s in universe.listings)
-        con = duckdb.connect(str(path))
-        con.execute(FLOOR_SQL.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]", listings=listings))
+        con = duckdb.connect(str(path), config=duckdb_config())
+        con.execute("set enable_progress_bar = false")
+        con.execute(FLOOR_SQL.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]",
+                                     fx_files="[" + ", ".join(f"'{f}'" for f in fx_files) + "]",
+                                     listings=listings, first=first, last=cfg.end))
         con.execute("checkpoint")
         info["rows"] = con.execute("select count(*) from floor_price").fetchone()[0]
         info["nulls_usd"] = con.execute("select count(*) from floor_price where close_usd is null").fetchone()[0]
         con.close()
-    path.unlink(missing_ok=True)
+    for leftover in (path, path.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
     return {"stages": stages, "rows": stages["floor"]["rows"], "s": stages["floor"]["s"]}
 
 

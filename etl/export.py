@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
+from etl.export_marts import materialise, previous_export
 
 KEEP_EXPORTS = 3
 CURRENT = "current"
@@ -102,13 +103,15 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
             for table, parts in sorted(manifest["tables"].items()):
                 files = ", ".join(f"'{store.root / rel}'" for _, rel in sorted(parts.items()))
                 con.execute(f"create view {table} as select * from read_parquet([{files}], hive_partitioning=false)")
+            # refreshed from the previous export where only the publish window changed (etl/export_marts.py)
+            previous, previous_dir = previous_export(root, store.manifests)
             for view in view_marts(manifest):
-                con.execute(f"create view {view} as {model_sql('marts/' + view)}")
                 target = tmp / view / "data.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                con.execute(f"copy (select * from {view}) to '{target}' (format parquet, compression zstd)")
+                refresh = materialise(con, view, model_sql("marts/" + view), store.root, manifest, previous,
+                                      previous_dir / view / "data.parquet" if previous_dir else None, target)
                 tables[view] = {"files": [str(target.relative_to(tmp))], "rows": pq.read_metadata(target).num_rows,
-                                "partitioned_by": None, "materialised_view": True}
+                                "partitioned_by": None, "materialised_view": True, "refresh": refresh}
             audit_as_of = datetime.now(UTC).isoformat()  # audit rows written later are in the next export
             ensure_audit_schema_files(store.root)
             for table in AUDIT_SCHEMAS:

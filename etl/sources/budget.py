@@ -52,6 +52,7 @@ class RequestBudget:
         self.max_requests = max_requests
         self._clock = clock
         self._sleep = sleep
+        self.last_granted: float | None = None  # when this process was last let through (clock time)
 
     def _read(self) -> dict:
         try:
@@ -78,7 +79,7 @@ class RequestBudget:
                     wait = float(last) + self.min_interval - self._clock()
                     if wait > 0:
                         self._sleep(min(wait, self.min_interval))
-                state["last_call"] = self._clock()
+                state["last_call"] = self.last_granted = self._clock()
                 runs = state["runs"]
                 runs.pop(self.run_id, None)
                 runs[self.run_id] = used + 1  # most recent last; the file keeps the last 50 runs' counts

@@ -4,7 +4,18 @@
 -- one. This model records what changed so the update is visible, never a second row: it compares this run's
 -- extraction of each (symbol, bar_date) with the latest extraction of an earlier run. Values are equal when
 -- within 1e-9 relative (float noise between downloads is not a restatement).
-with extractions as (
+with in_window as (
+    select * from landing_prices
+    where bar_date between cast(getvariable('window_start') as date) and cast(getvariable('window_end') as date)
+),
+
+-- only a (symbol, bar_date) an earlier run also landed can be restated: the comparison below runs on those
+-- alone (a backfill's window holds millions of rows landed by this run only, and none of them qualifies)
+earlier as (
+    select distinct symbol, bar_date from in_window where run_id <> getvariable('run_id')
+),
+
+extractions as (
     select
         symbol,
         bar_date,
@@ -18,8 +29,8 @@ with extractions as (
         cast("Volume" as double) as volume,
         cast("Dividends" as double) as dividends,
         cast("Stock Splits" as double) as stock_splits
-    from landing_prices
-    where bar_date between cast(getvariable('window_start') as date) and cast(getvariable('window_end') as date)
+    from in_window
+    semi join earlier using (symbol, bar_date)
     -- one row per extraction, chosen as staging chooses among duplicate dates
     qualify row_number() over (
         partition by symbol, bar_date, run_id, extracted_at order by "Close", "Open", "High", "Low", "Volume"

@@ -8,10 +8,12 @@ with adrs as (
     where security_type = 'adr' and is_current
 ),
 
+-- only the prices of the ADRs and their home lines (a few percent of a large universe's rows)
 closes as (
     select securities.symbol, prices.date_key, prices.close, prices.close_usd, prices.fx_rate_to_usd
     from fct_daily_price as prices
     inner join dim_security as securities using (security_key)
+    where securities.symbol in (select adr_symbol from adrs union all select hk_symbol from adrs)
 ),
 
 paired as (

@@ -4,28 +4,19 @@
 -- event_day_return = day 0 over day -1; return_1d = days -1..+1 (day +1 over day -2); return_5d = days -5..+5
 -- (day +5 over day -6). The benchmark is the listing's market benchmark (dim_exchange.benchmark_symbol: HSTECH
 -- for Hong Kong lines, the Nasdaq-100 for US listings) over the same dates; excess = listing minus benchmark.
--- Computed in one pass over the prices (issue 6): the closes and dates 1, 2 and 6 trading days before and 1 and
--- 5 after each price row come from lag/lead over the listing's dates, and the benchmark's values from as-of
--- joins on the (two) benchmark series, instead of self-joins of the whole price table on a row number.
+-- Sized for 25M price rows (issue 6): the trading-day numbering runs on narrow rows; day 0 is an equality join
+-- for events dated on a trading day (the as-of join, which sorts its inputs, only for the others and only over
+-- their listings' prices); the closes around day 0 come from one join on (listing, trading day) for all five
+-- offsets; the benchmark's values from as-of joins on the (two) benchmark series only.
 with listing_prices as (
     select
         securities.symbol,
         securities.exchange_key,
         prices.date_key,
         prices.adj_close,
-        lag(prices.adj_close, 1) over listing as close_m1,
-        lag(prices.adj_close, 2) over listing as close_m2,
-        lag(prices.adj_close, 6) over listing as close_m6,
-        lead(prices.adj_close, 1) over listing as close_p1,
-        lead(prices.adj_close, 5) over listing as close_p5,
-        lag(prices.date_key, 1) over listing as date_key_m1,
-        lag(prices.date_key, 2) over listing as date_key_m2,
-        lag(prices.date_key, 6) over listing as date_key_m6,
-        lead(prices.date_key, 1) over listing as date_key_p1,
-        lead(prices.date_key, 5) over listing as date_key_p5
+        row_number() over (partition by securities.symbol order by prices.date_key) as trading_day
     from fct_daily_price as prices
     inner join dim_security as securities using (security_key)
-    window listing as (partition by securities.symbol order by prices.date_key)
 ),
 
 events as (
@@ -34,28 +25,61 @@ events as (
     where symbol is not null
 ),
 
+on_a_trading_day as (
+    select events.*, listing_prices.trading_day, listing_prices.date_key as day0_date_key,
+        listing_prices.exchange_key, listing_prices.adj_close as close_day0
+    from events
+    inner join listing_prices
+        on listing_prices.symbol = events.symbol and listing_prices.date_key = events.event_date_key
+),
+
+off_days as (
+    select * from events anti join on_a_trading_day using (event_key)
+),
+
+next_trading_day as (
+    select off_days.*, later.trading_day, later.date_key as day0_date_key, later.exchange_key,
+        later.adj_close as close_day0
+    from off_days
+    asof inner join (select * from listing_prices semi join off_days using (symbol)) as later
+        on later.symbol = off_days.symbol
+        and off_days.event_date_key <= later.date_key
+),
+
+day_zero as (
+    select * from on_a_trading_day
+    union all by name
+    select * from next_trading_day
+),
+
+around as (
+    select
+        day_zero.event_key,
+        max(case when offsets.k = -1 then around.adj_close end) as close_before_day_m1,
+        max(case when offsets.k = -2 then around.adj_close end) as close_before_window_1d,
+        max(case when offsets.k = -6 then around.adj_close end) as close_before_window_5d,
+        max(case when offsets.k = 1 then around.adj_close end) as close_day_p1,
+        max(case when offsets.k = 5 then around.adj_close end) as close_day_p5,
+        max(case when offsets.k = -1 then around.date_key end) as date_key_m1,
+        max(case when offsets.k = -2 then around.date_key end) as date_key_m2,
+        max(case when offsets.k = -6 then around.date_key end) as date_key_m6,
+        max(case when offsets.k = 1 then around.date_key end) as date_key_p1,
+        max(case when offsets.k = 5 then around.date_key end) as date_key_p5
+    from day_zero
+    cross join (values (-6), (-2), (-1), (1), (5)) as offsets(k)
+    inner join listing_prices as around
+        on around.symbol = day_zero.symbol and around.trading_day = day_zero.trading_day + offsets.k
+    group by day_zero.event_key
+),
+
 windows as (
     select
-        events.*,
-        listing_prices.date_key as day0_date_key,
-        listing_prices.exchange_key,
+        day_zero.* exclude (trading_day),
         exchanges.benchmark_symbol,
-        listing_prices.close_m1 as close_before_day_m1,
-        listing_prices.close_m2 as close_before_window_1d,
-        listing_prices.close_m6 as close_before_window_5d,
-        listing_prices.adj_close as close_day0,
-        listing_prices.close_p1 as close_day_p1,
-        listing_prices.close_p5 as close_day_p5,
-        listing_prices.date_key_m1,
-        listing_prices.date_key_m2,
-        listing_prices.date_key_m6,
-        listing_prices.date_key_p1,
-        listing_prices.date_key_p5
-    from events
-    asof inner join listing_prices
-        on listing_prices.symbol = events.symbol
-        and events.event_date_key <= listing_prices.date_key
-    left join dim_exchange as exchanges on exchanges.exchange_key = listing_prices.exchange_key
+        around.* exclude (event_key)
+    from day_zero
+    left join around using (event_key)
+    left join dim_exchange as exchanges on exchanges.exchange_key = day_zero.exchange_key
 ),
 
 benchmark_prices as (

@@ -76,6 +76,9 @@ def test_a_non_session_day_is_skipped_and_a_scheduled_day_covers_its_session(air
     assert "is not a XHKG session" in out
     after = query(wh, "select manifest_seq from warehouse_info") if wh.exists() else [(0,)]
     assert after == before
-    # 2025-10-02 17:30 in Hong Kong (the scheduled time): the run covers that day's session only
+    # 2025-10-02 17:30 in Hong Kong (the scheduled time): the run covers the days since the previous session,
+    # so that day's session for the HK listings, and the holiday's own FX quotes (FX trades on Oct 1)
     _dags_test(airflow_env, "market_daily_xhkg", "2025-10-02T09:30:00+00:00", {"source": "sample"})
-    assert query(wh, "select distinct date_key from fct_daily_price where date_key > 20250930") == [(20251002,)]
+    days = query(wh, "select distinct p.date_key, s.security_type = 'fx' from fct_daily_price p "
+                     "join dim_security s using (security_key) where p.date_key > 20250930 order by 1, 2")
+    assert days == [(20251001, True), (20251002, False), (20251002, True)]
