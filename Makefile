@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast lint airflow run sql report export ui-check clean
+.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast bench bench-smoke lint airflow run sql report export ui-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ test-ducklake: venv ## prototype DuckLake backend (catalog in PostgreSQL) vs the
 
 test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"
+
+SECURITIES ?= 5000
+YEARS ?= 20
+bench: venv ## benchmark at scale (SECURITIES=5000 YEARS=20): backfill vs DuckDB floor, daily increment, Airflow; bench/results.json
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m etl.benchmark --securities $(SECURITIES) --years $(YEARS)
+
+bench-smoke: venv ## the benchmark at a tiny size (40 securities x 30 days, no Airflow), to bench/work/smoke-results.json
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m etl.benchmark --securities 40 --days 30 --no-airflow \
+	  --work bench/work/smoke --out bench/work/smoke-results.json
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

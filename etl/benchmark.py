@@ -125,6 +125,7 @@ class BenchConfig:
     work: str
     airflow: bool = True
     repeats: int = 3  # increments: the same run repeated, median reported
+    in_process: bool = False  # run the phases in this process (smoke tests): no child per phase
 
     @property
     def end(self) -> date:
@@ -623,7 +624,8 @@ def phase_source(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
         result = source.fetch(symbols, day, day)
     kinds = dict(source.calls_by_kind)
     n = len(symbols)
-    return {"stages": stages, "symbols": n, "calls_by_kind": kinds,
+    return {"stages": stages, "symbols": n, "fx_pairs": sum(1 for s in universe.listings if s.security_type == "fx"),
+            "calls_by_kind": kinds,
             "price_calls_per_security": round(kinds.get("history", 0) / n, 3),
             "metadata_calls_per_security": round(kinds.get("info", 0) / n, 3),
             "calls_per_security": round(source.total_calls / n, 3), "frames": len(result.frames)}
@@ -698,9 +700,18 @@ def _child(cfg: BenchConfig, name: str, which: str) -> dict:
     print(f"  .. {name} ({which})", flush=True)
     env = cfg.env(which)
     env.setdefault("ETL_LOG_LEVEL", "WARNING")
-    proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
-    if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"benchmark phase {name} ({which}) failed:\n{(proc.stdout + proc.stderr)[-6000:]}")
+    if cfg.in_process:
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("ETL_", "GX_"))})
+        try:
+            run_phase(name, Path(cfg.work) / "config.json", which, out)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    else:
+        proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"benchmark phase {name} ({which}) failed:\n{(proc.stdout + proc.stderr)[-6000:]}")
     result = json.loads(out.read_text())
     print(f"     {result['wall_s']:.1f} s wall, peak {result['peak_rss_mb']:.0f} MB", flush=True)
     return result
@@ -737,7 +748,8 @@ def summarize(cfg: BenchConfig, phases: dict) -> dict:
     source = phases["source"]
     pipeline_peaks = [back["peak_rss_mb"], inc_long["peak_rss_mb"], inc_short["peak_rss_mb"]]
     results = {
-        "securities": cfg.securities,
+        "securities": source["symbols"] - source["fx_pairs"],  # the default universe's 36 are always in
+        "securities_requested": cfg.securities,
         "listings_with_fx": source["symbols"],
         "years": round(cfg.days / 365.25, 2),
         "days": cfg.days,
@@ -855,6 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default=str(DEFAULT_WORK), help="scratch dir, wiped first (default bench/work)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="results file (default bench/results.json)")
     p.add_argument("--no-airflow", action="store_true", help="skip the `airflow dags test` comparison")
+    p.add_argument("--repeats", type=int, default=3, help="increment runs per warehouse, median reported (3)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every phase in this process (smoke tests; peak memory is then the whole process's)")
     p.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     p.add_argument("--which", default="long", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
@@ -872,7 +887,8 @@ def main(argv: list[str] | None = None) -> int:
     if short >= days:  # a history shorter than the "short" one: compare with a quarter of it instead
         short = max(1, days // 4)
     cfg = BenchConfig(securities=args.securities, days=days, short_days=short,
-                      work=str(Path(args.work).resolve()), airflow=not args.no_airflow)
+                      work=str(Path(args.work).resolve()), airflow=not args.no_airflow,
+                      repeats=args.repeats, in_process=args.in_process)
     run_benchmark(cfg, Path(args.out).resolve())
     return 0
 

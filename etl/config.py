@@ -165,6 +165,7 @@ class Listing:
     underlying: str | None = None
     # FX pairs only: the plausible range of the quote (units per USD); quotes outside are quarantined
     quote_range: tuple[float, float] | None = None
+    listed_since: date | None = None
 
 
 @dataclass(frozen=True)
@@ -340,7 +341,17 @@ def _listing(item: dict, company_id: str | None, exchanges: dict, currencies: di
         adr_ratio=float(ratio) if ratio is not None else None,
         underlying=item.get("underlying"),
         quote_range=quote_range,
+        listed_since=_listed_since(item.get("listed_since"), where),
     )
+
+
+def _listed_since(value, where: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{where}: listed_since {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 DUCKDB_MEMORY_ENV = "ETL_DUCKDB_MEMORY_LIMIT"

@@ -139,8 +139,14 @@ def _event_reaction(con, view_sql: str, store_root: Path, manifest: dict, previo
         )
         select symbol from fct_financing_event where symbol is not null
             and symbol not in (select symbol from counts where early >= {MIN_PRICES} and late >= {MIN_PRICES})
-        union select benchmark_symbol from dim_exchange where benchmark_symbol is not null
         union select symbol from changed where symbol is not null and date_key < {k_recent}
+    """)
+    # their benchmarks too (the as-of benchmark values of an old event need the benchmark's old prices)
+    con.execute("""
+        insert into refresh.whole_history
+        select benchmark_symbol from dim_exchange
+        where benchmark_symbol is not null and exists (select 1 from refresh.whole_history)
+            and benchmark_symbol not in (select symbol from refresh.whole_history)
     """)
     con.execute(f"""
         create table refresh.changed_events as

@@ -235,12 +235,14 @@ class Store:
                allow_empty: bool = False) -> bool:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        count = con.execute(f"select count(*) from ({query})").fetchone()[0]
-        if count == 0 and not allow_empty:
-            return False
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         ordered = f"select * from ({query}) order by {order}" if order else query
-        con.execute(f"copy ({ordered}) to '{tmp}' (format parquet, compression zstd)")
+        # one pass: COPY reports the rows it wrote (a separate count ran the query twice: 240 months x 4 facts
+        # in a 20-year backfill, issue 6); an empty result is not kept unless asked for
+        count = con.execute(f"copy ({ordered}) to '{tmp}' (format parquet, compression zstd)").fetchone()[0]
+        if count == 0 and not allow_empty:
+            tmp.unlink(missing_ok=True)
+            return False
         tmp.replace(path)
         return True
 

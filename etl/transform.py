@@ -98,6 +98,7 @@ def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
                 "security_type": s.security_type,
                 "adr_ratio": s.adr_ratio,
                 "underlying_symbol": s.underlying,
+                "listed_since": s.listed_since,
                 "quote_min": s.quote_range[0] if s.quote_range else None,
                 "quote_max": s.quote_range[1] if s.quote_range else None,
             }

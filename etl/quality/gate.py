@@ -96,6 +96,13 @@ INVARIANTS = [
     ("fct_financing_event", "curated_deal_on_its_listing", "error",
      "select e.curated_event_id, e.symbol from fct_financing_event e join ref_listing l using (symbol) "
      "where e.origin = 'curated' and l.company_id <> e.company_code"),
+    # real events only: the sample source makes up bars (and events) before a listing existed
+    ("fct_financing_event", "no_event_before_first_listing", "error",
+     "select e.company_code, e.symbol, e.date_key, e.event_type_code, f.first_listed "
+     "from fct_financing_event e join (select company_id, min(listed_since) as first_listed from ref_listing "
+     "where listed_since is not null group by 1) f on f.company_id = e.company_code "
+     "where not e.is_synthetic and e.event_type_code not in ('ipo', 'secondary_listing') "
+     "and e.date_key < cast(strftime(f.first_listed, '%Y%m%d') as integer)"),
     ("fct_cash_flow_quarterly", "ri_company", "error",
      "select company_code, period_end_date_key from fct_cash_flow_quarterly "
      "where company_key not in (select company_key from dim_company)"),

@@ -86,12 +86,16 @@ def test_candidate_tampering_is_caught_by_row_conditions_and_invariants(data_dir
     con = duckdb.connect(str(candidate_path(ctx, _settings())))
     con.execute("update dim_security set adr_ratio = -8 where symbol = 'BABA'")
     con.execute("update fct_daily_price set security_key = 42 where symbol = 'JD' and date_key = 20250903")
+    # a curated deal dated before Alibaba's first listing (BABA, 2014-09-19) is a typo, not an event
+    con.execute("update fct_financing_event set date_key = 20100104 "
+                "where curated_event_id = 'alibaba-2025-09-convertible-2032'")
     con.close()
     with pytest.raises(ValidationError) as failure:
         validate_step(ctx.run_id)
     message = str(failure.value)
     assert "dim_security: expect_column_values_to_be_between on adr_ratio" in message
     assert "fct_daily_price: invariant:ri_security" in message
+    assert "fct_financing_event: invariant:no_event_before_first_listing" in message
     assert not (data_dir / "warehouse.duckdb").exists()
 
 

@@ -56,6 +56,7 @@ LISTING_COLUMNS = {
     "security_type": "varchar",
     "adr_ratio": "double",
     "underlying_symbol": "varchar",
+    "listed_since": "date",
     "quote_min": "double",
     "quote_max": "double",
 }
