@@ -493,33 +493,62 @@ def phase_backfill(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
     return {"stages": stages, "rows": rows, "s": round(total, 3)}
 
 
-def phase_increment(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
-    """One new trading day for every listing: land, transform, validate, publish (the same run, `repeats` times:
-    a rerun of a run id replaces its own files, so every repeat does the same work; the median is reported)."""
+def phase_increments(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
+    """One new trading day for every listing (land, transform, validate, publish) on top of the long and of the
+    short warehouse, run alternately (long, short, long, short, ...) so both see the same machine; each is the
+    same run `repeats` times (a rerun of a run id replaces its own files: every repeat does the same work), the
+    median is reported. Then the same with every GX suite evaluated in DuckDB (ETL_GX_ENGINE=duckdb)."""
     from etl import pipeline
+    from etl.quality.gate import GX_ENGINE_ENV
 
     stages: dict = {}
     _import_pipeline(stages, sampler)
-    settings, universe = _settings_universe()
-    ctx = pipeline.start_run(SOURCE, INCREMENT_DAY, INCREMENT_DAY, run_id=f"bench_increment_{which}")
-    with stage(stages, "extract", sampler) as info:  # stands in for the source call: not pipeline time
-        info["rows"] = write_increment_extract(settings, universe, ctx)
-    rows = stages["extract"]["rows"]
+    warehouses = ("long", "short")
+    envs = {w: {k: v for k, v in cfg.env(w).items() if k.startswith("ETL_")} for w in warehouses}
+    run_ids, rows = {}, {}
+    for w in warehouses:
+        os.environ.update(envs[w])
+        settings, universe = _settings_universe()
+        ctx = pipeline.start_run(SOURCE, INCREMENT_DAY, INCREMENT_DAY, run_id=f"bench_increment_{w}")
+        with stage(stages, f"extract_{w}", sampler) as info:  # stands in for the source call: not pipeline time
+            info["rows"] = write_increment_extract(settings, universe, ctx)
+        run_ids[w], rows[w] = ctx.run_id, stages[f"extract_{w}"]["rows"]
     steps = ("land", "transform", "validate", "publish")
-    runs = []
-    for _ in range(max(1, cfg.repeats)):
-        run: dict = {}
-        for step in steps:
-            with stage(run, step, sampler, rows=rows) as info:
-                getattr(pipeline, f"{step}_step")(ctx.run_id)
-                if step == "validate":
-                    info["tables"] = _gate_split(settings.store_dir, ctx.run_id)
-        run["s"] = round(sum(run[k]["s"] for k in steps), 3)
-        runs.append(run)
-    median = sorted(runs, key=lambda r: r["s"])[len(runs) // 2]
-    stages.update({k: median[k] for k in steps})
-    return {"stages": stages, "rows": rows, "s": median["s"], "first_s": runs[0]["s"],
-            "runs_s": [r["s"] for r in runs]}
+    runs: dict = {(w, e): [] for w in warehouses for e in ("default", "duckdb")}
+    previous = os.environ.get(GX_ENGINE_ENV)
+    try:
+        for engine in ("default", "duckdb"):
+            if engine == "duckdb":
+                os.environ[GX_ENGINE_ENV] = "duckdb"
+            for _ in range(max(1, cfg.repeats)):
+                for w in warehouses:
+                    os.environ.update(envs[w])
+                    settings, _ = _settings_universe()
+                    run: dict = {}
+                    for step in steps:
+                        with stage(run, step, sampler, rows=rows[w]) as info:
+                            getattr(pipeline, f"{step}_step")(run_ids[w])
+                            if step == "validate":
+                                info["tables"] = _gate_split(settings.store_dir, run_ids[w])
+                    run["s"] = round(sum(run[k]["s"] for k in steps), 3)
+                    runs[(w, engine)].append(run)
+    finally:
+        if previous is None:
+            os.environ.pop(GX_ENGINE_ENV, None)
+        else:
+            os.environ[GX_ENGINE_ENV] = previous
+
+    def median(w: str, engine: str) -> dict:
+        return sorted(runs[(w, engine)], key=lambda r: r["s"])[len(runs[(w, engine)]) // 2]
+
+    out: dict = {"stages": stages}
+    for w in warehouses:
+        default, duck = median(w, "default"), median(w, "duckdb")
+        out[w] = {"stages": {k: default[k] for k in steps}, "rows": rows[w], "s": default["s"],
+                  "runs_s": [r["s"] for r in runs[(w, "default")]],
+                  "duckdb_gate": {"s": duck["s"], "runs_s": [r["s"] for r in runs[(w, "duckdb")]],
+                                  "stages": {k: duck[k] for k in steps}}}
+    return out
 
 
 FLOOR_SQL = """
@@ -676,19 +705,20 @@ def phase_airflow(cfg: BenchConfig, which: str, sampler: RssSampler) -> dict:
 
 
 PHASES = {"generate": phase_generate, "backfill": phase_backfill, "floor": phase_floor,
-          "increment": phase_increment, "source": phase_source, "airflow": phase_airflow}
+          "increments": phase_increments, "source": phase_source, "airflow": phase_airflow}
 
 
 def run_phase(name: str, config: Path, which: str, out: Path) -> None:
     cfg = BenchConfig(**json.loads(config.read_text()))
     sampler = RssSampler()
     started = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2)  # 1-minute load average: other work on the machine shows here
     try:
         result = PHASES[name](cfg, which, sampler)
     finally:
         sampler.close()
     result.update(phase=name, which=which, wall_s=round(time.perf_counter() - started, 3),
-                  peak_rss_mb=sampler.peak_mb())
+                  peak_rss_mb=sampler.peak_mb(), loadavg=[load_start, round(os.getloadavg()[0], 2)])
     out.write_text(json.dumps(result, indent=2, default=str))
 
 
@@ -763,11 +793,16 @@ def summarize(cfg: BenchConfig, phases: dict) -> dict:
         "backfill_s": back["s"],
         "backfill_rows_per_s": round(back["rows"] / back["s"]) if back["s"] else None,
         "floor_s": floor["s"],
+        "floor_runs_s": floor.get("all_s", [floor["s"]]),
         "backfill_vs_floor": _ratio(back["s"], floor["s"]),
         "increment_long_s": inc_long["s"],
         "increment_short_s": inc_short["s"],
         "increment_ratio": _ratio(inc_long["s"], inc_short["s"]),
         "increment_runs_s": {"long": inc_long["runs_s"], "short": inc_short["runs_s"]},
+        # the same increments with every GX suite evaluated in DuckDB (ETL_GX_ENGINE=duckdb)
+        "increment_long_duckdb_gate_s": inc_long["duckdb_gate"]["s"],
+        "increment_short_duckdb_gate_s": inc_short["duckdb_gate"]["s"],
+        "increment_ratio_duckdb_gate": _ratio(inc_long["duckdb_gate"]["s"], inc_short["duckdb_gate"]["s"]),
         "increment_rows": inc_long["rows"],
         "peak_rss_mb": max(pipeline_peaks),
         "peak_rss_mb_floor": floor["peak_rss_mb"],
@@ -779,9 +814,12 @@ def summarize(cfg: BenchConfig, phases: dict) -> dict:
             "floor": floor["stages"],
             "increment_long": inc_long["stages"],
             "increment_short": inc_short["stages"],
+            "increment_long_duckdb_gate": inc_long["duckdb_gate"]["stages"],
+            "increment_short_duckdb_gate": inc_short["duckdb_gate"]["stages"],
             "backfill_short": phases["backfill_short"]["stages"],
         },
         "peak_rss_mb_by_phase": {k: v["peak_rss_mb"] for k, v in phases.items()},
+        "load_average_by_phase": {k: v.get("loadavg") for k, v in phases.items()},
         "machine": machine(),
     }
     if "airflow" in phases:
@@ -816,6 +854,9 @@ def table(results: dict) -> str:
         split = ", ".join(f"{k} {s[k]['s']:.2f}" for k in ("land", "transform", "validate", "publish"))
         rows.append((f"increment on {which} warehouse", f"{results[f'increment_{which}_s']:.2f} s ({split})"))
     rows.append(("increment long / short", f"{results['increment_ratio']}x"))
+    rows.append(("increments, DuckDB gate", f"long {results['increment_long_duckdb_gate_s']:.2f} s, short "
+                                           f"{results['increment_short_duckdb_gate_s']:.2f} s, "
+                                           f"{results['increment_ratio_duckdb_gate']}x (ETL_GX_ENGINE=duckdb)"))
     rows.append(("source calls per security", f"{results['source_calls_per_security']} prices+actions, "
                                               f"{results['source_calls_per_security_with_metadata']} with metadata"))
     if "airflow" in results:
@@ -839,12 +880,17 @@ def run_benchmark(cfg: BenchConfig, out: Path) -> dict:
           f"({cfg.start_long}..{cfg.end}), short warehouse {cfg.short_days} days; work dir {work}", flush=True)
     phases = {}
     phases["generate_long"] = _child(cfg, "generate", "long")
+    # the floor before and after the backfill; the faster of the two is the machine's reference
+    floors = [_child(cfg, "floor", "long")]
     phases["backfill_long"] = _child(cfg, "backfill", "long")
-    phases["floor_long"] = _child(cfg, "floor", "long")
-    phases["increment_long"] = _child(cfg, "increment", "long")
+    floors.append(_child(cfg, "floor", "long"))
+    phases["floor_long"] = min(floors, key=lambda f: f["s"]) | {"all_s": [f["s"] for f in floors]}
     phases["generate_short"] = _child(cfg, "generate", "short")
     phases["backfill_short"] = _child(cfg, "backfill", "short")
-    phases["increment_short"] = _child(cfg, "increment", "short")
+    increments = _child(cfg, "increments", "both")
+    for w in ("long", "short"):
+        phases[f"increment_{w}"] = increments[w] | {"peak_rss_mb": increments["peak_rss_mb"],
+                                                    "loadavg": increments["loadavg"]}
     phases["source"] = _child(cfg, "source", "long")
     if cfg.airflow:
         phases["airflow"] = _child(cfg, "airflow", "long")

@@ -5,8 +5,9 @@ daily publish must cost what its new day costs).
 A publish changes fact rows only inside its window (its listings x [start, end]), so, when the previous export is
 of the previous manifest and the dimensions the marts read are unchanged:
 
-* mart_adr_parity rows are per ADR and date: the window's dates are recomputed (from the window's month files),
-  every other row is the previous export's.
+* mart_adr_parity rows are per ADR and date, exported like the facts as one file per month: the window's months
+  are recomputed (from the window's month files of the facts), every other month is a hard link to the previous
+  export's file, so a daily publish writes one month, not the whole history.
 * mart_event_reaction rows are per event, over the listing's prices from 6 trading days before day 0 to 5 after,
   and the benchmark's. Recomputed: events dated from 31 days before the window, events whose row changed (new,
   edited, removed), and every event of a listing with fewer than 7 prices in either of the two 31-day spans
@@ -21,6 +22,7 @@ tests/integration/test_export_marts.py checks that both ways give the same rows.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -71,37 +73,99 @@ def _same(con, store_root: Path, previous: dict, manifest: dict, table: str, col
     return differ == 0
 
 
+MONTHLY = {"mart_adr_parity"}  # exported as <mart>/month=YYYY-MM/data.parquet, like the facts
+
+
+def _month_key(date_key_sql: str) -> str:
+    return f"strftime(strptime(cast({date_key_sql} as varchar), '%Y%m%d'), '%Y-%m')"
+
+
+def write_monthly(con, query: str, target_dir: Path, months: list[str] | None = None) -> list[Path]:
+    """Rows of `query` (with a date_key) as target_dir/month=YYYY-MM/data.parquet, for `months` or every month:
+    a few months one COPY each, many (a first export: 240 months) in one partitioned COPY."""
+    con.execute(f"create or replace temp table monthly_rows as select *, {_month_key('date_key')} as _month "
+                f"from ({query})")
+    if months is None:
+        months = [m for (m,) in con.execute("select distinct _month from monthly_rows order by 1").fetchall()]
+    written = []
+    if len(months) > 4:
+        staging = target_dir / ".partitions"
+        con.execute(f"set partitioned_write_max_open_files = {len(months) + 100}")
+        listed = ", ".join(f"'{m}'" for m in months)
+        con.execute(f"copy (select * from monthly_rows where _month in ({listed}) order by date_key) to '{staging}' "
+                    "(format parquet, compression zstd, partition_by (_month), write_partition_columns false)")
+        for folder in sorted(staging.glob("_month=*")):
+            parts = sorted(folder.glob("*.parquet"))
+            path = target_dir / f"month={folder.name.removeprefix('_month=')}" / "data.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if len(parts) == 1:
+                parts[0].replace(path)
+            else:  # DuckDB split a partition: one file per month all the same
+                listed_parts = ", ".join(f"'{f}'" for f in parts)
+                con.execute(f"copy (select * from read_parquet([{listed_parts}]) order by date_key) to '{path}' "
+                            "(format parquet, compression zstd)")
+            written.append(path)
+        shutil.rmtree(staging)
+    else:
+        for month in months:
+            path = target_dir / f"month={month}" / "data.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            n = con.execute(f"copy (select * exclude (_month) from monthly_rows where _month = '{month}' "
+                            f"order by date_key) to '{path}' (format parquet, compression zstd)").fetchone()[0]
+            if n:
+                written.append(path)
+            else:
+                path.unlink()
+                path.parent.rmdir()
+    con.execute("drop table monthly_rows")
+    return sorted(written)
+
+
 def materialise(con: duckdb.DuckDBPyConnection, view: str, view_sql: str, store_root: Path, manifest: dict,
-                previous: dict | None, previous_file: Path | None, target: Path) -> str:
-    """Write the view mart to `target`; "incremental" or "full". `con` has a view per manifest table."""
-    window = manifest.get("window")
-    incremental = (
-        view in DIMENSIONS and previous is not None and previous_file is not None and previous_file.exists()
-        and previous.get("seq") == manifest["seq"] - 1 and window is not None
-    )
-    if incremental:
-        start, end = date.fromisoformat(window[0]), date.fromisoformat(window[1])
-        incremental = (end - start).days <= MAX_WINDOW_DAYS and all(
-            _same(con, store_root, previous, manifest, table, columns)
-            for table, columns in DIMENSIONS[view].items())
-    if not incremental:
-        con.execute(f"copy ({view_sql}) to '{target}' (format parquet, compression zstd)")
-        return "full"
+                previous: dict | None, previous_dir: Path | None, target_dir: Path, link=None,
+                adopt: str | None = None) -> tuple[str, list[Path]]:
+    """Write the view mart under target_dir (data.parquet, or month=YYYY-MM/data.parquet for MONTHLY marts);
+    returns ("candidate" | "incremental" | "full", the files). `con` has a view per manifest table; `adopt` is
+    a relation holding exactly the mart's rows (the first publish's candidate); `link(source, target)` places an
+    unchanged file of the previous export."""
+    source = adopt or f"({view_sql})"
+    if adopt:
+        mode = "candidate"
+    else:
+        window = manifest.get("window")
+        previous_mart = previous_dir / view if previous_dir else None
+        ok = (view in DIMENSIONS and previous is not None and previous_mart is not None and previous_mart.exists()
+              and previous.get("seq") == manifest["seq"] - 1 and window is not None)
+        if ok:
+            start, end = date.fromisoformat(window[0]), date.fromisoformat(window[1])
+            ok = (end - start).days <= MAX_WINDOW_DAYS and all(
+                _same(con, store_root, previous, manifest, table, columns)
+                for table, columns in DIMENSIONS[view].items())
+        mode = "incremental" if ok else "full"
+    if mode != "incremental":
+        if view in MONTHLY:
+            return mode, write_monthly(con, f"select * from {source}", target_dir) or _empty(con, source, target_dir)
+        target = target_dir / "data.parquet"
+        con.execute(f"copy (select * from {source}) to '{target}' (format parquet, compression zstd)")
+        return mode, [target]
     con.execute("create schema if not exists refresh")
     try:
         if view == "mart_adr_parity":
-            query = _adr_parity(con, view_sql, store_root, manifest, previous_file, start, end)
+            files = _adr_parity(con, view_sql, store_root, manifest, previous_mart, target_dir, start, end, link)
         else:
-            query = _event_reaction(con, view_sql, store_root, manifest, previous, previous_file, start)
-        con.execute(f"copy ({query}) to '{target}' (format parquet, compression zstd)")
+            query = _event_reaction(con, view_sql, store_root, manifest, previous, previous_mart / "data.parquet",
+                                    start)
+            target = target_dir / "data.parquet"
+            con.execute(f"copy ({query}) to '{target}' (format parquet, compression zstd)")
+            files = [target]
     finally:
         con.execute("set search_path = 'main'")
         con.execute("drop schema refresh cascade")
-    return "incremental"
+    return "incremental", files
 
 
-def _adr_parity(con, view_sql: str, store_root: Path, manifest: dict, previous_file: Path, start: date,
-                end: date) -> str:
+def _adr_parity(con, view_sql: str, store_root: Path, manifest: dict, previous_mart: Path, target_dir: Path,
+                start: date, end: date, link) -> list[Path]:
     lo, hi = _key(start), _key(end)
     window_prices = _files(store_root, manifest, "fct_daily_price", start)
     con.execute(f"create view refresh.fct_daily_price as select * from {_read(window_prices)} "
@@ -109,8 +173,31 @@ def _adr_parity(con, view_sql: str, store_root: Path, manifest: dict, previous_f
     con.execute("set search_path = 'refresh,main'")
     con.execute(f"create table refresh.refreshed as {view_sql}")
     con.execute("set search_path = 'main'")
-    return (f"select * from read_parquet('{previous_file}') where date_key not between {lo} and {hi} "
-            "union all by name select * from refresh.refreshed")
+    touched = []
+    month = date(start.year, start.month, 1)
+    while month <= end:
+        touched.append(f"{month.year:04d}-{month.month:02d}")
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    kept = []
+    for old in sorted(previous_mart.glob("month=*/data.parquet")):
+        if old.parent.name.removeprefix("month=") in touched:
+            kept.append(f"'{old}'")
+        else:  # a month the publish did not touch: the previous export's file, unchanged
+            target = target_dir / old.parent.name / "data.parquet"
+            link(old, target)
+    query = "select * from refresh.refreshed"
+    if kept:
+        query = (f"select * from read_parquet([{', '.join(kept)}], hive_partitioning=false) "
+                 f"where date_key not between {lo} and {hi} union all by name {query}")
+    write_monthly(con, query, target_dir, touched)
+    return sorted(target_dir.glob("month=*/data.parquet")) or _empty(con, "refresh.refreshed", target_dir)
+
+
+def _empty(con, source: str, target_dir: Path) -> list[Path]:
+    """A typed file without rows, so readers of an empty mart still see its columns."""
+    target = target_dir / "data.parquet"
+    con.execute(f"copy (select * from {source} where false) to '{target}' (format parquet)")
+    return [target]
 
 
 def _event_reaction(con, view_sql: str, store_root: Path, manifest: dict, previous: dict, previous_file: Path,

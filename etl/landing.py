@@ -379,14 +379,34 @@ def land(ctx: RunContext, settings: Settings) -> dict:
 
 def landed_files(settings: Settings, kind: str, source: str, markets: set[str], start: date, end: date
                  ) -> list[str]:
-    """Landing files of one source for the given markets and bar dates; cost follows the window, not history."""
+    """Landing files of one source for the given markets and bar dates, in date order; cost follows the window,
+    not history: a short window looks up each of its days, a long one (a 20-year backfill: 7,300 days x 3 markets)
+    lists each market's partitions once instead."""
     root = settings.landing_dir / kind / f"source={source}"
-    files: list[str] = []
-    day = start
-    while day <= end:
+    if not root.is_dir():
+        return []
+    by_day: list[tuple[str, str, Path]] = []
+    if (end - start).days <= 366:
+        day = start
+        while day <= end:
+            for market in sorted(markets):
+                folder = root / f"market={market}" / f"bar_date={day.isoformat()}"
+                if folder.is_dir():
+                    by_day.append((day.isoformat(), market, folder))
+            day += timedelta(days=1)
+    else:
+        first, last = start.isoformat(), end.isoformat()
         for market in sorted(markets):
-            folder = root / f"market={market}" / f"bar_date={day.isoformat()}"
-            if folder.is_dir():
-                files.extend(str(p) for p in sorted(folder.glob("*.parquet")))
-        day += timedelta(days=1)
+            market_dir = root / f"market={market}"
+            if not market_dir.is_dir():
+                continue
+            with os.scandir(market_dir) as entries:
+                for entry in entries:
+                    day = entry.name.removeprefix("bar_date=")
+                    if entry.name.startswith("bar_date=") and first <= day <= last and entry.is_dir():
+                        by_day.append((day, market, Path(entry.path)))
+        by_day.sort()
+    files: list[str] = []
+    for _, _, folder in by_day:
+        files.extend(str(p) for p in sorted(folder.glob("*.parquet")))
     return files

@@ -167,6 +167,7 @@ class Store:
                 for table, spec in tables.items():
                     parts = new_tables.setdefault(table, {})
                     if spec.monthly:
+                        jobs: list[tuple[str, str, str]] = []
                         for month, first_key, last_key in _months(start, end):
                             lo, hi = max(first_key, _date_key(start)), min(last_key, _date_key(end))
                             old = parts.get(month)
@@ -178,12 +179,14 @@ class Store:
                             )
                             query = (f"{keep}select * from cand.{table} "
                                      f"where date_key between {first_key} and {last_key}")
-                            rel = f"{table}/month={month}/{version}.parquet"
-                            if self._write(con, query, rel, order="date_key"):
+                            jobs.append((month, query, f"{table}/month={month}/{version}.parquet"))
+                        for (month, _, rel), kept in zip(jobs, self._write_months(con, jobs), strict=True):
+                            if kept:
                                 parts[month] = rel
                                 written += 1
                             else:
                                 parts.pop(month, None)
+                        jobs.clear()
                         if not parts:  # keep a typed, empty file so the view still has columns
                             rel = f"{table}/{version}-empty.parquet"
                             self._write(con, f"select * from cand.{table} where false", rel, allow_empty=True)
@@ -223,13 +226,31 @@ class Store:
             pause_point("publish:before_rename")
             self.build_views(new_manifest)  # renames the file prepared above into place
             try:  # the Parquet export for tools without DuckDB (etl/export.py)
-                exported = export(self.settings, new_manifest)
+                exported = export(self.settings, new_manifest, candidate=candidate)
             except Exception as exc:
                 self.gc()
                 raise ExportError(f"run {run_id} is published (manifest {seq}) but its Parquet export failed: "
                                   f"{exc}; `python -m etl export` retries it") from exc
             self.gc()
             return {"seq": seq, "files_written": written, "export": exported["path"]}
+
+    def _write_months(self, con: duckdb.DuckDBPyConnection, jobs: list[tuple[str, str, str]]) -> list[bool]:
+        """_write each (month, query, rel), in date order; a backfill's hundreds of month files are written
+        by as many threads as cores, each on its own cursor (one month's COPY keeps one core busy, issue 6)."""
+        workers = min(len(jobs), os.cpu_count() or 1, 4)
+        if workers <= 1:
+            return [self._write(con, query, rel, order="date_key") for _, query, rel in jobs]
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(job: tuple[str, str, str]) -> bool:
+            cursor = con.cursor()
+            try:
+                return self._write(cursor, job[1], job[2], order="date_key")
+            finally:
+                cursor.close()
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, jobs))
 
     def _write(self, con: duckdb.DuckDBPyConnection, query: str, rel: str, order: str | None = None,
                allow_empty: bool = False) -> bool:

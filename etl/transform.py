@@ -214,6 +214,8 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
             "window_end": ctx.end,
             "calendar_start": universe.calendar_start,
             "calendar_end": universe.calendar_end,
+            # landing files are named run-<run_id>.parquet: only another run's file can hold a restatement
+            "window_has_other_runs": any(Path(f).name != f"run-{ctx.run_id}.parquet" for f in window_files),
         }
         for key, value in variables.items():
             con.execute(f"set variable {key} = ?", [value])

@@ -1,4 +1,7 @@
-"""Run the gate on a run's candidate tables: GX suites (pandas, on the new rows only) and SQL invariants.
+"""Run the gate on a run's candidate tables: GX suites and SQL invariants, on the run's new rows only, plus the
+invariants between those rows and the published state that can be checked on the published rows the run
+touches (its listings' versions, its months). GX suites run in GX's pandas engine on bounded frames, or as the
+same expectations in DuckDB above ETL_GX_MAX_ROWS (see GX_ENGINE_ENV).
 
 Results go to the audit tables whatever the outcome; a failed blocking check raises ValidationError naming
 the table, the expectation and example offending rows, and the candidate is never published.
@@ -223,9 +226,42 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
     return rows
 
 
-def _invariant_results(con: duckdb.DuckDBPyConnection) -> list[dict]:
+def _published_invariants(con: duckdb.DuckDBPyConnection, store_dir: Path) -> list[tuple[str, str, str, str]]:
+    """Invariants of the warehouse after this publish, checked incrementally: they read only the published rows
+    the run touches (its listings' published versions, the published month files of the run's dates), so their
+    cost follows the new data, not the history (issue 6)."""
+    pointer = store_dir / "manifests" / "current.json"
+    if not pointer.exists():
+        return []
+    manifest = json.loads((store_dir / "manifests" / json.loads(pointer.read_text())["manifest"]).read_text())
+    tables = manifest.get("tables", {})
+    out = []
+    versions = [f"'{store_dir / rel}'" for rel in tables.get("dim_security", {}).values()]
+    if versions:
+        # facts outside the window keep pointing at the published versions of the run's listings
+        out.append(("dim_security", "published_versions_kept", "error",
+                    f"select p.symbol, p.security_key, p.valid_from from read_parquet([{', '.join(versions)}]) p "
+                    "where p.symbol in (select symbol from run_symbols) "
+                    "and p.security_key not in (select security_key from dim_security)"))
+    lo, hi, months = con.execute(
+        "select min(date_key), max(date_key), list(distinct cast(date_key // 100 as varchar)) from fct_daily_price"
+    ).fetchone()
+    wanted = {f"{m[:4]}-{m[4:]}" for m in months or []}
+    touched = [f"'{store_dir / rel}'" for part, rel in tables.get("fct_daily_price", {}).items() if part in wanted]
+    if touched:
+        # the published rows publish keeps in those months (outside the run's listings x dates) never share
+        # a key with the new rows
+        out.append(("fct_daily_price", "unique_after_publish", "error",
+                    f"select c.symbol, c.date_key from fct_daily_price c join (select security_key, date_key "
+                    f"from read_parquet([{', '.join(touched)}]) where not (symbol in (select symbol from run_symbols) "
+                    f"and date_key between {lo} and {hi})) p using (security_key, date_key)"))
+    return out
+
+
+def _invariant_results(con: duckdb.DuckDBPyConnection, extra: list[tuple[str, str, str, str]] = ()
+                       ) -> list[dict]:
     rows = []
-    for table, name, severity, query in INVARIANTS:
+    for table, name, severity, query in [*INVARIANTS, *extra]:
         started = time.perf_counter()
         # the count of offending rows and 5 examples, never all of them (a backfill can have millions)
         examples = con.execute(f"select *, count(*) over () as _offending from ({query}) limit 5").df()
@@ -254,7 +290,8 @@ def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currenc
     validated_at = datetime.now(UTC)
     con = duckdb.connect(str(candidate), read_only=True, config=duckdb_config())
     try:
-        results = _gx_results(con, source, currencies) + _invariant_results(con)
+        results = (_gx_results(con, source, currencies)
+                   + _invariant_results(con, _published_invariants(con, store_dir)))
         row_counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in EXAMPLE_COLUMNS}
     finally:
         con.close()

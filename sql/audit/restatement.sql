@@ -12,7 +12,10 @@ with in_window as (
 -- only a (symbol, bar_date) an earlier run also landed can be restated: the comparison below runs on those
 -- alone (a backfill's window holds millions of rows landed by this run only, and none of them qualifies)
 earlier as (
-    select distinct symbol, bar_date from in_window where run_id <> getvariable('run_id')
+    select distinct symbol, bar_date from in_window
+    where run_id <> getvariable('run_id')
+        -- etl.transform knows from the file names whether any other run landed in the window at all
+        and coalesce(getvariable('window_has_other_runs'), true)
 ),
 
 extractions as (

@@ -42,6 +42,8 @@ DEFAULT_VARIABLES: dict[str, Any] = {
     "window_end": date(2024, 1, 12),
     "calendar_start": date(2024, 1, 1),
     "calendar_end": date(2024, 1, 31),
+    # whether a file of another run landed in the window (restatement compares only then); true: always compare
+    "window_has_other_runs": True,
 }
 
 LISTING_COLUMNS = {
