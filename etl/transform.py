@@ -82,6 +82,10 @@ def verdict_path(ctx: RunContext, settings: Settings) -> Path:
     return ctx.work_dir(settings) / "verdict.json"
 
 
+# reference columns whose type pandas cannot infer when every value is null (no listing has listed_since)
+REFERENCE_TYPES = {"ref_listing": {"listed_since": "date"}}
+
+
 def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
     companies = {c["id"]: c for c in universe.companies}
     listing = pd.DataFrame(
@@ -222,7 +226,10 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
         con.execute("create macro surrogate_key(x) as cast(('0x' || substr(md5(cast(x as varchar)), 1, 15)) as bigint)")
         for name, frame in _reference_frames(universe).items():
             con.register(f"{name}_frame", frame)
-            con.execute(f"create table {name} as select * from {name}_frame")
+            # a column that is null in every row has no type in pandas: give the typed ones theirs
+            casts = ", ".join(f"cast(cast({col} as varchar) as {kind}) as {col}"
+                              for col, kind in REFERENCE_TYPES.get(name, {}).items())
+            con.execute(f"create table {name} as select * {f'replace ({casts}) ' if casts else ''}from {name}_frame")
             con.unregister(f"{name}_frame")
         sessions = sessions_frame(universe, settings.store_dir / "reference")
         con.register("sessions_frame", sessions)

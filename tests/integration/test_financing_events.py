@@ -108,3 +108,22 @@ def test_new_tables_are_validated_and_described(warehouse):
     comments = dict(query(warehouse, "select view_name, comment from duckdb_views() where not internal"))
     assert comments["fct_financing_event"].startswith("one row per financing event")
     assert comments["mart_event_reaction"]
+
+
+def test_a_universe_without_listing_dates_runs_and_skips_only_that_check(data_dir, tmp_path, monkeypatch):
+    """listed_since is optional: with none in the universe, the listing-date check has nothing to compare."""
+    import re
+
+    from tests.conftest import REPO
+
+    text = re.sub(r",\s*listed_since: [0-9-]+", "", (REPO / "etl" / "universe.yaml").read_text())
+    assert "listed_since:" not in text.split("listings:", 1)[-1]
+    path = tmp_path / "universe.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("ETL_UNIVERSE", str(path))
+    run_all("sample", date(2025, 9, 1), date(2025, 9, 5))
+    warehouse = data_dir / "warehouse.duckdb"
+    assert query(warehouse, "select count(*) > 0 from fct_financing_event") == [(True,)]
+    # the check ran, on no listing dates, and found nothing
+    assert query(warehouse, "select success, unexpected_count from dq_result "
+                            "where expectation_type = 'invariant:no_event_before_first_listing'") == [(True, 0)]
