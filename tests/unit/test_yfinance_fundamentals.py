@@ -7,7 +7,6 @@ import json
 import math
 import time
 from datetime import date
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
@@ -18,9 +17,8 @@ from yfinance.exceptions import YFDataException, YFException, YFRateLimitError
 
 from etl.sources.base import CASH_FLOW_ITEMS, FundamentalsResult, SourceError
 from etl.sources.yfinance_source import NO_FILINGS, YFinanceSource
+from tests.unit.yf_fakes import FIXTURES, SHARED, FakeTime, serve, source
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-FIXTURES = SHARED / "data" / "real" / "yahoo_http_fixtures" / "gadicc_node-yahoo-finance2" / "fixtures_2025"
 CASHFLOW_Q = FIXTURES / "fundamentalsTimeSeries-AAPL-cash-flow-quarterly.json"
 TIMESERIES_PATH = "/ws/fundamentals-timeseries/v1/finance/timeseries/"
 
@@ -79,29 +77,6 @@ def sec_filings() -> list[dict]:
 # --------------------------------------------------------------------------- fakes of yf.Ticker
 
 
-class FakeTime:
-    """A clock that only moves when the code under test sleeps (or a fake call takes time)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def _serve(items: list):
-    """Serve the next item (the last one repeats); raise it if it is an exception."""
-    item = items.pop(0) if len(items) > 1 else items[0]
-    if isinstance(item, BaseException):
-        raise item
-    return item
-
-
 class FakeTicker:
     """Stands in for yf.Ticker: each attribute serves a list of values/exceptions, one per call."""
 
@@ -126,7 +101,7 @@ class FakeTicker:
         if self._clock is not None:
             self.call_times.append(self._clock.now)
             self._clock.now += 0.1  # the call itself takes 0.1 s
-        return _serve(self._served[kind])
+        return serve(self._served[kind])
 
     def get_shares_full(self, start=None, end=None):
         self.shares_kwargs.append({"start": start, "end": end})
@@ -146,27 +121,6 @@ class FakeTicker:
 
     def history(self, **kwargs):
         return self._next("history")
-
-
-class FakeYahoo:
-    """ticker_factory: hands out the FakeTicker set up per symbol and records what was asked for."""
-
-    def __init__(self, tickers: dict[str, FakeTicker]) -> None:
-        self.tickers = tickers
-        self.created: list[str] = []
-
-    def __call__(self, symbol: str) -> FakeTicker:
-        self.created.append(symbol)
-        return self.tickers[symbol]
-
-
-def source(tickers: dict[str, FakeTicker], fake_time: FakeTime | None = None, **kwargs) -> YFinanceSource:
-    fake_time = fake_time or FakeTime()
-    kwargs.setdefault("min_interval", 0.0)
-    kwargs.setdefault("jitter", 0.0)  # exact backoff delays here; the jitter has its own test (tests/reliability)
-    return YFinanceSource(
-        None, ticker_factory=FakeYahoo(tickers), clock=fake_time.clock, sleep=fake_time.sleep, **kwargs
-    )
 
 
 # --------------------------------------------------------------------------- control flow with fakes

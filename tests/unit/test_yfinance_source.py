@@ -6,7 +6,6 @@ import json
 import time
 from datetime import date
 from itertools import pairwise
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -20,9 +19,7 @@ from etl.config import load_universe
 from etl.sources import make_source
 from etl.sources.base import METADATA_FIELDS, RAW_COLUMNS, SourceError
 from etl.sources.yfinance_source import MIN_INTERVAL_ENV, YFinanceSource, is_network_error
-
-SHARED = Path(__file__).parents[2].parent / "shared"
-FIXTURES = SHARED / "data" / "real" / "yahoo_http_fixtures" / "gadicc_node-yahoo-finance2" / "fixtures_2025"
+from tests.unit.yf_fakes import FIXTURES, SHARED, FakeTime, source
 
 UNIVERSE_YAML = """
 calendar: {start: "2020-01-01", end: "2020-12-31"}
@@ -63,21 +60,6 @@ def universe(tmp_path):
 # --------------------------------------------------------------------------- fakes of yf.Ticker
 
 
-class FakeTime:
-    """A clock that only moves when the code under test sleeps (or a fake call takes time)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class FakeTicker:
     """Stands in for yf.Ticker: `history` is a list of frames/exceptions served one per call."""
 
@@ -115,18 +97,6 @@ class FakeTicker:
         return self._info if self._info is not None else {}
 
 
-class FakeYahoo:
-    """ticker_factory: hands out the FakeTicker set up per symbol and records what was asked for."""
-
-    def __init__(self, tickers: dict[str, FakeTicker]) -> None:
-        self.tickers = tickers
-        self.created: list[str] = []
-
-    def __call__(self, symbol: str) -> FakeTicker:
-        self.created.append(symbol)
-        return self.tickers[symbol]
-
-
 def bars(days: list[str], tz: str = "America/New_York", close0: float = 100.0) -> pd.DataFrame:
     """A frame shaped like yfinance history(auto_adjust=False, actions=True) for 1d bars."""
     index = pd.DatetimeIndex(pd.to_datetime(days)).tz_localize(tz)
@@ -145,15 +115,6 @@ def bars(days: list[str], tz: str = "America/New_York", close0: float = 100.0) -
             "Stock Splits": [0.0] * n,
         },
         index=index,
-    )
-
-
-def source(tickers: dict[str, FakeTicker], fake_time: FakeTime | None = None, **kwargs) -> YFinanceSource:
-    fake_time = fake_time or FakeTime()
-    kwargs.setdefault("min_interval", 0.0)
-    kwargs.setdefault("jitter", 0.0)  # exact backoff delays here; the jitter has its own test (tests/reliability)
-    return YFinanceSource(
-        None, ticker_factory=FakeYahoo(tickers), clock=fake_time.clock, sleep=fake_time.sleep, **kwargs
     )
 
 
