@@ -53,6 +53,7 @@ EVENT_MODELS = [
     "staging/stg_landing__filings",
     "staging/stg_curated__financing_events",
     "intermediate/int_known_fx_rate",
+    "intermediate/int_usd_rate_by_day",
     "intermediate/int_known_security",
     "intermediate/int_financing_events_unioned",
     "marts/dim_event_type",

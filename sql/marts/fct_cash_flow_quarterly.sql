@@ -1,7 +1,7 @@
 -- fct_cash_flow_quarterly: one row per company per fiscal quarter per financing flow; key (company_key, period_end_date_key, flow_type)
 -- Period flows from yfinance quarterly cash-flow statements (Issuance/Repayment Of Debt, Issuance/Repurchase Of
 -- Capital Stock, Capital Expenditure), signed as reported (outflows negative), in the statement currency; USD at
--- the period end's rate (carried over at most 5 days), null while that rate is not in the warehouse.
+-- the period end's rate (carried over at most 5 days: int_usd_rate_by_day), null while that rate is not in the warehouse.
 with flows as (
     select * from stg_landing__cash_flow
 ),
@@ -10,24 +10,16 @@ listings as (
     select symbol, company_id from ref_listing
 ),
 
-rates as (
-    select currency_code, cast(strptime(cast(date_key as varchar), '%Y%m%d') as date) as rate_date, rate_to_usd
-    from int_known_fx_rate
-),
-
 converted as (
     select
         flows.*,
         listings.company_id,
-        case
-            when flows.currency_code = 'USD' then 1.0
-            when flows.period_end_date - rates.rate_date <= 5 then rates.rate_to_usd
-        end as fx_rate_to_usd
+        case when flows.currency_code = 'USD' then 1.0 else rates.rate_to_usd end as fx_rate_to_usd
     from flows
     inner join listings using (symbol)
-    asof left join rates
+    left join int_usd_rate_by_day as rates
         on rates.currency_code = flows.currency_code
-        and flows.period_end_date >= rates.rate_date
+        and rates.rate_day = flows.period_end_date
 ),
 
 final as (

@@ -1,7 +1,7 @@
 -- fct_financing_event: one row per financing event per company (and per listing when the event is listing-specific); key (event_key)
 -- Amounts: amount_local is in amount_currency (the listing currency for dividends, the deal currency for curated
 -- deals); amount_usd uses the USD rate of the event day, carried over from at most 5 days earlier (weekends,
--- holidays: same rule as fct_fx_rate), null when no rate is known. Dividends are per share; curated deals are
+-- holidays: int_usd_rate_by_day, the rule of fct_fx_rate), null when no rate is known. Dividends are per share; curated deals are
 -- principal. Share-count events carry share_change instead of an amount.
 with events as (
     select * from int_financing_events_unioned
@@ -28,23 +28,14 @@ resolved as (
         and events.event_date between securities.valid_from and securities.valid_to
 ),
 
-rates as (
-    select currency_code, cast(strptime(cast(date_key as varchar), '%Y%m%d') as date) as rate_date, rate_to_usd
-    from int_known_fx_rate
-),
-
 converted as (
     select
         resolved.*,
-        case
-            when resolved.currency_code = 'USD' then 1.0
-            -- the as-of match is only that day's rate when it is at most 5 days old
-            when resolved.event_date - rates.rate_date <= 5 then rates.rate_to_usd
-        end as fx_rate_to_usd
+        case when resolved.currency_code = 'USD' then 1.0 else rates.rate_to_usd end as fx_rate_to_usd
     from resolved
-    asof left join rates
+    left join int_usd_rate_by_day as rates
         on rates.currency_code = resolved.currency_code
-        and resolved.event_date >= rates.rate_date
+        and rates.rate_day = resolved.event_date
 ),
 
 final as (

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from etl.transform import MODELS, model_sql
+from etl.transform import EVENT_MODELS, MODELS, model_sql
 
 # Verbatim from etl.transform.transform(); test_fixture_contract.py fails if the two differ.
 SURROGATE_KEY_MACRO = (
@@ -163,6 +163,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "market_code": "varchar",
         "rejection_reason": "varchar",
     },
+    "int_known_fx_rate": {"currency_code": "varchar", "date_key": "integer", "rate_to_usd": "double"},
     "int_fx_rate_filled": {
         "calendar_date": "date",
         "currency_code": "varchar",
@@ -233,6 +234,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
 }
 
 MODEL_PATHS = {model.split("/")[1]: model for model in MODELS}
+# any model can be run on its own, the financing-event ones included (run_all is the core chain only)
+ANY_MODEL_PATHS = {model.split("/")[1]: model for model in MODELS + EVENT_MODELS}
 
 
 def quoted(name: str) -> str:
@@ -278,7 +281,7 @@ class Warehouse:
     def run(self, *models: str) -> None:
         """Materialise each model (short name, e.g. 'int_prices_checked') as etl.transform does."""
         for name in models:
-            self.con.execute(f"create or replace table {name} as {model_sql(MODEL_PATHS[name])}")
+            self.con.execute(f"create or replace table {name} as {model_sql(ANY_MODEL_PATHS[name])}")
 
     def run_all(self) -> None:
         """Materialise every model in etl.transform.MODELS order."""
