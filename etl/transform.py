@@ -85,6 +85,8 @@ def verdict_path(ctx: RunContext, settings: Settings) -> Path:
 
 # reference columns whose type pandas cannot infer when every value is null (no listing has listed_since)
 REFERENCE_TYPES = {"ref_listing": {"listed_since": "date"}}
+# reference tables the gate and publish read from the candidate; the others are temporary (see TEMP_MODELS)
+REFERENCE_KEPT = {"ref_listing", "ref_currency"}
 
 
 def _reference_frames(universe: Universe) -> dict[str, pd.DataFrame]:
@@ -163,7 +165,11 @@ FUNDAMENTALS_EMPTY = {
 # Price staging is needed only while the marts are built (issue 6): a temporary table (in memory, spilling to
 # disk past ETL_DUCKDB_MEMORY_LIMIT) is written 3x faster than a stored one, and int_prices_checked (staging plus
 # two small joins) is a view over it, instead of writing every price row of a backfill (25M) twice more.
-TEMP_MODELS = {"stg_landing__prices"}
+# The same for every staging and intermediate model the gate does not read: the candidate file then holds the
+# marts and what validation and publish need, and its checkpoint (fsync'd) writes less (half a daily run's file).
+KEPT_IN_CANDIDATE = {"int_known_security"}
+TEMP_MODELS = {m.split("/")[1] for m in MODELS + EVENT_MODELS
+               if m.startswith(("staging/", "intermediate/")) and m.split("/")[1] not in KEPT_IN_CANDIDATE}
 VIEW_MODELS = {"int_prices_checked"}
 # Facts stored in date order: publish cuts them into one file per month, and each month's query then reads
 # only that month's row groups (zone maps) instead of the whole table (240 months in a 20-year backfill).
@@ -174,10 +180,10 @@ def _run_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
     for model in models:
         name = model.split("/")[1]
         try:
-            if name in TEMP_MODELS:
-                con.execute(f"create or replace temp table {name} as {model_sql(model)}")
-            elif name in VIEW_MODELS:
+            if name in VIEW_MODELS:
                 con.execute(f"create or replace temp view {name} as {model_sql(model)}")
+            elif name in TEMP_MODELS:
+                con.execute(f"create or replace temp table {name} as {model_sql(model)}")
             elif name in DATE_ORDERED:
                 ordered = f"select * from (\n{model_sql(model)}\n) order by date_key"
                 con.execute(f"create or replace table {name} as {ordered}")
@@ -230,11 +236,13 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
             # a column that is null in every row has no type in pandas: give the typed ones theirs
             casts = ", ".join(f"cast(cast({col} as varchar) as {kind}) as {col}"
                               for col, kind in REFERENCE_TYPES.get(name, {}).items())
-            con.execute(f"create table {name} as select * {f'replace ({casts}) ' if casts else ''}from {name}_frame")
+            temp = "" if name in REFERENCE_KEPT else "temp "
+            con.execute(f"create {temp}table {name} as select * {f'replace ({casts}) ' if casts else ''}"
+                        f"from {name}_frame")
             con.unregister(f"{name}_frame")
         sessions = sessions_frame(universe, settings.store_dir / "reference")
         con.register("sessions_frame", sessions)
-        con.execute("create table ref_session as select market_code, cast(session_date as date) as session_date "
+        con.execute("create temp table ref_session as select market_code, cast(session_date as date) as session_date "
                     "from sessions_frame")
         con.unregister("sessions_frame")
         con.execute("create table run_symbols as select unnest(?::varchar[]) as symbol", [ctx.symbols])
