@@ -131,3 +131,26 @@ def test_the_gate_switches_to_duckdb_above_the_row_limit_and_still_blocks(candid
             where suite_name like '%_suite' and expectation_type not like 'expect_table%' group by 1""").fetchall())
     assert engines["fct_daily_price"] is True
     assert engines["dim_security"] is False
+
+
+def test_gx_suites_split_over_two_processes_give_the_same_results_in_the_same_order(candidate, monkeypatch):
+    """ETL_GX_PROCESSES=2 runs half the GX suites in a forked child: same rows, same order, failures included."""
+    _, path = candidate
+    con = duckdb.connect(str(path))
+    for statement in TAMPER:
+        con.execute(statement)
+    con.close()
+    monkeypatch.setenv(gate.GX_ENGINE_ENV, "gx")
+    results = {}
+    for processes in ("1", "2"):
+        monkeypatch.setenv(gate.GX_PROCESSES_ENV, processes)
+        groups = gate._split_for_processes([(t, None) for t in suite_definitions(["USD"])], ["USD"])
+        assert len(groups) == int(processes)
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            rows = gate._gx_results(con, "sample", sorted(load_universe().currencies))
+        finally:
+            con.close()
+        results[processes] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert results["1"] == results["2"]
+    assert sum(not r["success"] for r in results["2"]) >= len(TAMPER) - 2  # the tampering is seen by both
