@@ -204,6 +204,8 @@ class Store:
                                     f"where {spec.scope_column} not in ({spec.scope_sql}) union all by name ")
                         else:
                             keep = ""
+                            if old and self._unchanged(con, table, self.root / old):
+                                continue  # a whole-table dimension the run did not change keeps its file
                         rel = f"{table}/{version}.parquet"
                         self._write(con, f"{keep}select * from cand.{table}", rel, allow_empty=True)
                         parts["all"] = rel
@@ -233,6 +235,20 @@ class Store:
                                   f"{exc}; `python -m etl export` retries it") from exc
             self.gc()
             return {"seq": seq, "files_written": written, "export": exported["path"]}
+
+    @staticmethod
+    def _unchanged(con: duckdb.DuckDBPyConnection, table: str, old: Path) -> bool:
+        """The candidate's table holds exactly the rows of the published file (same columns, same multiset)."""
+        published = f"read_parquet('{old}', hive_partitioning=false)"
+        try:
+            if con.execute(f"describe select * from {published}").fetchall() != \
+                    con.execute(f"describe select * from cand.{table}").fetchall():
+                return False
+            return con.execute(f"select count(*) from ((select * from cand.{table} except all select * from "
+                               f"{published}) union all (select * from {published} except all "
+                               f"select * from cand.{table}))").fetchone()[0] == 0
+        except duckdb.Error:
+            return False
 
     def _write_months(self, con: duckdb.DuckDBPyConnection, jobs: list[tuple[str, str, str]]) -> list[bool]:
         """_write each (month, query, rel), in date order; a backfill's hundreds of month files are written
