@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
+from etl.audit import AUDIT_SCHEMAS, audit_relation, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
 from etl.export_marts import MONTHLY, materialise, previous_export
 
@@ -130,9 +130,8 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
             for table in AUDIT_SCHEMAS:
                 target = tmp / table / "data.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                pattern = audit_dir(store.root, table) / "*.parquet"
-                con.execute(f"copy (select * from read_parquet('{pattern}', union_by_name=true, "
-                            f"hive_partitioning=false)) to '{target}' (format parquet, compression zstd)")
+                con.execute(f"copy (select * from {audit_relation(store.root, table)}) to '{target}' "
+                            "(format parquet, compression zstd)")
                 tables[table] = {"files": [str(target.relative_to(tmp))], "rows": pq.read_metadata(target).num_rows,
                                  "partitioned_by": None}
         finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
+from etl.audit import AUDIT_SCHEMAS, audit_relation, compact, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
 from etl.export import ExportError, export
 from etl.faults import pause_point
@@ -222,6 +222,7 @@ class Store:
             pause_point("publish:after_data_files")
             # Everything that needs disk space is written before the commit point (a full disk fails here,
             # with nothing committed); after it only renames remain.
+            compact(self.root, seq, KEEP_MANIFESTS)  # the audit files (etl/audit.py), before the views read them
             self._prepared_views[seq] = self.write_views(new_manifest)
             pause_point("publish:before_commit")
             self._commit_manifest(new_manifest)
@@ -326,11 +327,7 @@ class Store:
             for view in view_marts(manifest):
                 con.execute(f"create view {view} as {model_sql('marts/' + view)}")
             for table in AUDIT_SCHEMAS:
-                pattern = audit_dir(self.root, table) / "*.parquet"
-                con.execute(
-                    f"create view {table} as select * from "
-                    f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false)"
-                )
+                con.execute(f"create view {table} as select * from {audit_relation(self.root, table)}")
             con.execute(
                 "create table warehouse_info as select ? as manifest_seq, ? as run_id, ? as published_at, "
                 "? as store_dir", [manifest["seq"], manifest.get("run_id"), manifest.get("published_at"),
