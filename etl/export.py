@@ -54,6 +54,13 @@ def _link_or_copy(source: Path, target: Path) -> str:
         return "copy"
 
 
+def _previous_store_rows(root: Path) -> dict[str, int]:
+    try:
+        return dict(json.loads((root / CURRENT / MANIFEST_FILE).read_text()).get("store_rows", {}))
+    except (OSError, ValueError):
+        return {}
+
+
 def _sort_key(path: Path) -> tuple[int, int]:
     seq, _, n = path.name[1:].partition("-")
     return int(seq), int(n or 0)
@@ -88,6 +95,10 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
     shutil.rmtree(tmp, ignore_errors=True)
     tables: dict[str, dict] = {}
     modes: set[str] = set()
+    # store files are immutable: their row counts are carried from the previous export instead of reading
+    # every file's footer again (960 month files in a 20-year warehouse)
+    known_rows = _previous_store_rows(root)
+    store_rows: dict[str, int] = {}
     try:
         for table, parts in sorted(manifest["tables"].items()):
             files, rows = [], 0
@@ -97,7 +108,9 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
                           else tmp / table / "data.parquet")
                 modes.add(_link_or_copy(source, target))
                 files.append(str(target.relative_to(tmp)))
-                rows += pq.read_metadata(target).num_rows
+                count = known_rows.get(rel)
+                store_rows[rel] = pq.read_metadata(target).num_rows if count is None else count
+                rows += store_rows[rel]
             tables[table] = {"files": files, "rows": rows, "partitioned_by": "month" if files and
                              "month=" in files[0] else None}
         con = duckdb.connect(config=duckdb_config())
@@ -143,6 +156,7 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
             "exported_at": datetime.now(UTC).isoformat(),
             "audit_as_of": audit_as_of,
             "tables": tables,
+            "store_rows": store_rows,
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
         tmp.rename(root / name)
