@@ -103,7 +103,10 @@ def build_dag(market: str):
 
             return validate_step(run)
 
-        @task(pool=WAREHOUSE_POOL, outlets=ASSETS)
+        # One writer, in date order: the pool lets one publish run at a time, depends_on_past makes a run's
+        # publish wait for the previous run's (a day's return and FX carry-over read the day before it; a
+        # backfill runs several days at once). A candidate built before the previous publish is rebuilt.
+        @task(pool=WAREHOUSE_POOL, outlets=ASSETS, depends_on_past=True)
         def publish(run: str) -> dict:
             from etl.pipeline import publish_step
 
