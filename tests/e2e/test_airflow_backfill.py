@@ -22,7 +22,9 @@ import json
 import sqlite3
 import sys
 import time
-from datetime import date, datetime
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -60,7 +62,34 @@ def _rows(db: Path, sql: str, params=()) -> list[tuple]:
 
 
 def _ts(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+    """A timestamp from the metadata DB (SQLite stores UTC without an offset) or the API."""
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _api(port: int, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _ui_dry_runs(home: Path, port: int) -> dict[str, tuple[int, dict]]:
+    """What the UI's Backfill dialog asks the API (POST /api/v2/backfills/dry_run, as the simple auth manager's
+    admin) for each of its three reprocess choices, over the test's range."""
+    password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    status, token = _api(port, "/auth/token", {"username": "admin", "password": password})
+    assert status == 201, token
+    body = {"dag_id": DAG_ID, "from_date": FROM_DATE, "to_date": TO_DATE, "max_active_runs": MAX_ACTIVE_RUNS,
+            "run_backwards": False, "dag_run_conf": {"source": "sample"}}
+    return {choice: _api(port, "/api/v2/backfills/dry_run", {**body, "reprocess_behavior": choice},
+                         token["access_token"]) for choice in ("none", "failed", "completed")}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +121,9 @@ def backfill(tmp_path_factory) -> dict:
              180, procs)
         wait("the API server", lambda: port_open(api_port), 120, procs)
         timings["services up (api-server, scheduler, dag-processor)"] = time.monotonic() - step
+        wait("the simple auth manager's passwords",
+             lambda: (home / "simple_auth_manager_passwords.json.generated").exists(), 60, procs)
+        ui_dry_runs = _ui_dry_runs(home, api_port)
 
         # the UI's "Unpause on trigger": the scheduler runs no task of a paused DAG (no cron run either: the
         # test's scheduler has use_job_schedule off)
@@ -126,13 +158,21 @@ def backfill(tmp_path_factory) -> dict:
         procs.stop_all()
     return {"root": root, "data": data, "warehouse": data / "warehouse.duckdb",
             "reference": ref_data / "warehouse.duckdb", "created": created, "runs": runs, "tis": tis,
-            "backfills": backfills, "timings": timings, "alive": procs.alive(), "t0": t0}
+            "backfills": backfills, "ui_dry_runs": ui_dry_runs, "timings": timings, "alive": procs.alive(), "t0": t0}
 
 
 def test_a_parallel_backfill_publishes_one_at_a_time_in_order_and_equals_one_run(backfill, capsys):
     from etl.run import safe_run_id
 
     r = backfill
+    # the UI's Backfill dialog: its default "Missing Runs" is refused because publish depends on the previous
+    # run's; "Missing and Errored Runs" and "All Runs" preview the same runs the CLI then created
+    status, refused = r["ui_dry_runs"]["none"]
+    assert status == 422 and "depends_on_past" in json.dumps(refused), (status, refused)
+    for choice in ("failed", "completed"):
+        status, preview = r["ui_dry_runs"][choice]
+        assert status == 200 and [_ts(b["logical_date"]) for b in preview["backfills"]] \
+            == [_ts(row[1]) for row in r["runs"]], (choice, status, preview)
     # given: one backfill, allowed MAX_ACTIVE_RUNS runs at once (not the DAG's max_active_runs=1)
     assert [(b[1], b[2]) for b in r["backfills"]] == [(MAX_ACTIVE_RUNS, "failed")] and r["backfills"][0][3]
     runs = {_ts(row[1]).astimezone(HK).date(): row for row in r["runs"]}
