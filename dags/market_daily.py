@@ -27,7 +27,13 @@ the SQL in `sql/`, validates it with Great Expectations and publishes it atomica
 * **Tasks:** plan -> extract -> land -> transform -> validate -> publish -> report. Each is idempotent for its
   run. *publish* also refreshes the Parquet export (`data/export/current/<table>/`); *report* only reads the
   published warehouse.
-* **When it fails:** *extract*: Yahoo unreachable or rate-limited (it retries; no fallback to other data).
+* **Backfill:** *Trigger -> Backfill* (or `airflow backfill create`) with reprocess *Missing and Errored Runs*
+  or *All Runs* (*Missing Runs* is refused: *publish* depends on the previous run's). Any *Max Active Runs*:
+  runs extract and transform side by side, *publish* goes one at a time (pool `warehouse_writer`) in date
+  order, so the tables equal one run over the range. `catchup` is off: no runs appear by themselves.
+* **When it fails:** a failed run holds the next run's *publish* (it waits for the day before it): fix and
+  clear the failed run, or mark its *publish* success to publish later days without it.
+  *extract*: Yahoo unreachable or rate-limited (it retries; no fallback to other data).
   *validate*: the log names the table, expectation and offending rows; nothing was published, the warehouse keeps
   its previous validated state; see `select * from dq_result where not success` and `quarantine`.
   Fix the data or the rule, then clear the failed task. *report*: the data is already published; the log says
@@ -103,7 +109,10 @@ def build_dag(market: str):
 
             return validate_step(run)
 
-        @task(pool=WAREHOUSE_POOL, outlets=ASSETS)
+        # One writer, in date order: the pool lets one publish run at a time, depends_on_past makes a run's
+        # publish wait for the previous run's (a day's return and FX carry-over read the day before it; a
+        # backfill runs several days at once). A candidate built before the previous publish is rebuilt.
+        @task(pool=WAREHOUSE_POOL, outlets=ASSETS, depends_on_past=True)
         def publish(run: str) -> dict:
             from etl.pipeline import publish_step
 

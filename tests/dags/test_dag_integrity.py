@@ -19,6 +19,7 @@ PROBE = textwrap.dedent("""
     out = {{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "dags": {{}}}}
     for dag_id, dag in bag.dags.items():
         tasks = {{t.task_id: {{"owner": t.owner, "retries": t.retries, "pool": t.pool,
+                             "depends_on_past": t.depends_on_past,
                              "downstream": sorted(t.downstream_task_ids),
                              "outlets": [getattr(o, "name", str(o)) for o in t.outlets]}} for t in dag.tasks}}
         tt = dag.timetable
@@ -70,6 +71,10 @@ def test_tasks_run_in_order_and_publish_alone_writes_the_warehouse(dagbag):
             assert downstream in tasks[upstream]["downstream"], (upstream, downstream)
         assert tasks["publish"]["pool"] == "warehouse_writer"
         assert {t["pool"] for n, t in tasks.items() if n != "publish"} == {"default_pool"}
+        # publishes in date order (a backfill runs several days at once; a day reads the day before it), while
+        # every other task of a run may go ahead of the previous run's
+        assert tasks["publish"]["depends_on_past"] is True
+        assert not [n for n, t in tasks.items() if n != "publish" and t["depends_on_past"]]
         assert "warehouse.fct_daily_price" in tasks["publish"]["outlets"]
         # the report reads the published warehouse: after publish, last, outside the writer pool
         assert tasks["publish"]["downstream"] == ["report"]

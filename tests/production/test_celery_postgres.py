@@ -21,24 +21,19 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.airflow_services import AIRFLOW, REPO, Processes, airflow, airflow_env, port_open, task_logs, wait
 from tests.conftest import LINEAGE, query, table_without_lineage
 
 pytestmark = [pytest.mark.production, pytest.mark.e2e]
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-AIRFLOW = str(BIN / "airflow")
 DAGS = ("market_daily_xhkg", "market_daily_us")
 MARKET_OF = {"market_daily_xhkg": "XHKG", "market_daily_us": "US"}
 CONF = {"source": "sample", "start": "2025-09-01", "end": "2025-09-30"}
@@ -65,12 +60,6 @@ def _unavailable(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"production test cannot run in CI: {reason}")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_admin():
@@ -128,94 +117,6 @@ def redis_db():
         client.close()
 
 
-# -- processes --------------------------------------------------------------------------------------------------
-class Processes:
-    """Long-running processes of the test, each in its own session (= process group), with a log file."""
-
-    def __init__(self, log_dir: Path, env: dict):
-        self.log_dir, self.env = log_dir, env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(cmd, env=env or self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                start_new_session=True)
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        dead = {n: p.returncode for n, p in self.procs.items()
-                if p.poll() is not None and n not in ("reader", "reference")}
-        if dead:
-            raise AssertionError(f"process(es) exited early: {dead}\n{self.tails()}")
-
-    def tails(self, lines: int = 30) -> str:
-        out = []
-        for name in self.procs:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"--- {name}.log (last {lines} lines)\n" + "\n".join(text))
-        return "\n".join(out)
-
-    def stop_all(self) -> None:
-        """SIGTERM every group, then SIGKILL what is left, including descendants that made groups of their own
-        (Airflow's task supervisor puts each task process in a new group)."""
-        import psutil
-
-        family: list[psutil.Process] = []
-        for proc in self.procs.values():
-            try:
-                parent = psutil.Process(proc.pid)
-                family += [parent, *parent.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-        groups = set()
-        for member in family:
-            try:
-                groups.add(os.getpgid(member.pid))
-            except ProcessLookupError:
-                pass
-        mine = os.getpgid(0)
-        groups.discard(mine)
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        _, alive = psutil.wait_procs(family, timeout=20)
-        for member in alive:
-            try:
-                os.killpg(os.getpgid(member.pid), signal.SIGKILL) if os.getpgid(member.pid) != mine \
-                    else member.kill()
-            except (ProcessLookupError, psutil.NoSuchProcess):
-                pass
-        psutil.wait_procs(alive, timeout=10)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-def _airflow(env: dict, *args: str, timeout: int = 300) -> str:
-    proc = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    if proc.returncode != 0:
-        raise AssertionError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}"
-                             f"\n{proc.stderr[-5000:]}")
-    return proc.stdout
-
-
-def _wait(what: str, predicate, timeout: float, procs: Processes, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        procs.check_alive()
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{procs.tails()}")
-
-
 def _pg_rows(dbname: str, sql: str, params=None) -> list[tuple]:
     import psycopg2
 
@@ -228,13 +129,6 @@ def _pg_rows(dbname: str, sql: str, params=None) -> list[tuple]:
         con.close()
 
 
-def _task_logs(home: Path, dag_id: str) -> str:
-    out = []
-    for path in sorted((home / "logs").glob(f"dag_id={dag_id}/**/*.log")):
-        out.append(f"--- {path.relative_to(home)}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
-    return "\n".join(out)
-
-
 # -- the test ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def production_run(tmp_path_factory, pg_database, redis_db):
@@ -245,37 +139,17 @@ def production_run(tmp_path_factory, pg_database, redis_db):
     home.mkdir()
     redis_number, token = redis_db
     queue = f"etl_ci_{token}"
-    api_port = _free_port()
     pg_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url,
-        "AIRFLOW__CELERY__BROKER_URL": f"{REDIS_URL}/{redis_number}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
-        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        # only the runs the test triggers: no cron run for "now" (it would ask live yfinance)
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO),
-        "ETL_DATA_DIR": str(data),
-        "ETL_WAREHOUSE": str(data / "warehouse.duckdb"),
-        "GX_ANALYTICS_ENABLED": "false",
-    }
-    env.pop("ETL_UNIVERSE", None)
-    procs = Processes(home, env)
+    env = airflow_env(
+        home, data, "CeleryExecutor", pg_url,
+        AIRFLOW__CELERY__BROKER_URL=f"{REDIS_URL}/{redis_number}",
+        AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}",
+        AIRFLOW__CELERY__WORKER_CONCURRENCY="4",
+        AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT="21600",
+        AIRFLOW__OPERATORS__DEFAULT_QUEUE=queue,
+    )
+    api_port = int(env["AIRFLOW__API__PORT"])
+    procs = Processes(home, env, may_exit=("reader", "reference"))
     try:
         # the embedded default for the same window (etl.pipeline.run_all per market) in its own data dir, in the
         # background while Airflow starts
@@ -283,8 +157,8 @@ def production_run(tmp_path_factory, pg_database, redis_db):
         procs.start("reference", [sys.executable, "-c", REFERENCE_SCRIPT, CONF["start"], CONF["end"]], ref_env)
 
         step = time.monotonic()
-        _airflow(env, "db", "migrate")
-        _airflow(env, "pools", "set", "warehouse_writer", "1", "one task at a time publishes the warehouse")
+        airflow(env, "db", "migrate")
+        airflow(env, "pools", "set", "warehouse_writer", "1", "one task at a time publishes the warehouse")
         timings["db migrate + pool (PostgreSQL)"] = time.monotonic() - step
 
         step = time.monotonic()
@@ -295,25 +169,18 @@ def production_run(tmp_path_factory, pg_database, redis_db):
         procs.start("celery-worker", [AIRFLOW, "celery", "worker", "--queues", queue, "--concurrency", "4",
                                       "--celery-hostname", f"ci-{token}@%h", "--skip-serve-logs",
                                       "--without-gossip", "--without-mingle"])
-        _wait("the DAGs to be parsed into PostgreSQL",
-              lambda: len(_pg_rows(pg_database, "select dag_id from dag where dag_id = any(%s) and not is_stale",
-                                   (list(DAGS),))) == 2, 180, procs)
+        wait("the DAGs to be parsed into PostgreSQL",
+             lambda: len(_pg_rows(pg_database, "select dag_id from dag where dag_id = any(%s) and not is_stale",
+                                  (list(DAGS),))) == 2, 180, procs)
 
-        def api_up() -> bool:
-            try:
-                with closing(socket.create_connection(("127.0.0.1", api_port), timeout=1)):
-                    return True
-            except OSError:
-                return False
-
-        _wait("the API server", api_up, 120, procs)
-        _wait("the Celery worker", lambda: "ready." in (home / "celery-worker.log").read_text(), 120, procs)
+        wait("the API server", lambda: port_open(api_port), 120, procs)
+        wait("the Celery worker", lambda: "ready." in (home / "celery-worker.log").read_text(), 120, procs)
         timings["services up (api-server, scheduler, dag-processor, celery worker)"] = time.monotonic() - step
 
         procs.start("reader", [sys.executable, str(Path(__file__).with_name("warehouse_reader.py")),
                                env["ETL_WAREHOUSE"], str(root / "reader.jsonl"), str(root / "reader.stop")])
         step = time.monotonic()
-        _airflow(env, "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DAGS)})$")
+        airflow(env, "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DAGS)})$")
         # triggered together: both trigger commands run at the same time
         triggers = [subprocess.Popen([AIRFLOW, "dags", "trigger", dag_id, "--conf", json.dumps(CONF),
                                       "--run-id", f"ci__{token}__{dag_id}"], env=env, cwd=REPO,
@@ -333,13 +200,13 @@ def production_run(tmp_path_factory, pg_database, redis_db):
             states = dict(rows)
             return states if len(states) == 2 and all(s in ("success", "failed") for s in states.values()) else None
 
-        states = _wait("both DAG runs to finish", finished, RUN_TIMEOUT_S, procs, every=2)
+        states = wait("both DAG runs to finish", finished, RUN_TIMEOUT_S, procs, every=2)
         timings["both DAG runs (trigger to last run finished)"] = time.monotonic() - triggered
         (root / "reader.stop").touch()
         procs.procs["reader"].wait(timeout=30)
         if set(states) != set(DAGS) or any(s != "success" for s in states.values()):
             raise AssertionError(f"DAG runs did not all succeed: {states}\n"
-                                 + "\n".join(_task_logs(home, d) for d in DAGS) + "\n" + procs.tails())
+                                 + "\n".join(task_logs(home, d) for d in DAGS) + "\n" + procs.tails())
 
         dag_runs = _pg_rows(pg_database, "select dag_id, run_id, state, start_date, end_date, conf::text "
                                          "from dag_run where dag_id = any(%s) order by dag_id", (list(DAGS),))
@@ -349,7 +216,7 @@ def production_run(tmp_path_factory, pg_database, redis_db):
             "from task_instance where dag_id = any(%s) order by start_date", (list(DAGS),))
         # the worker stores a task's result just after the task instance turned success: wait for the last ones
         pool_slots = _pg_rows(pg_database, "select slots from slot_pool where pool = 'warehouse_writer'")
-        celery_results = _wait(
+        celery_results = wait(
             "the Celery results of every task in PostgreSQL",
             lambda: (rows := dict(_pg_rows(pg_database, "select status, count(*) from celery_taskmeta group by 1")))
             and sum(rows.values()) >= len(task_instances) and set(rows) == {"SUCCESS"} and rows, 30, procs)
