@@ -45,16 +45,9 @@ test: venv ## the whole suite (unit, SQL, DAG integrity, pipeline, replay of rea
 test-production: venv ## PostgreSQL + CeleryExecutor + Redis: both market DAGs at once, a reader, equality (~2.5-5 min)
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m production tests/production
 
-# Prototype DuckLake backend in a side venv: the extension wheels on PyPI stop at DuckDB 1.5.5 (the project pins
-# >= 1.5.6), so that venv overrides duckdb to the extensions' version. Needs PostgreSQL on 127.0.0.1.
-DUCKLAKE_DUCKDB ?= 1.5.5
-DUCKLAKE_VENV := build/venv-ducklake
-test-ducklake: venv ## prototype DuckLake backend (catalog in PostgreSQL) vs the file store, in a DuckDB 1.5.5 side venv
-	@mkdir -p build && printf 'duckdb==$(DUCKLAKE_DUCKDB)\nduckdb-cli==$(DUCKLAKE_DUCKDB)\n' > build/ducklake-overrides.txt
-	@test -x $(DUCKLAKE_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(DUCKLAKE_VENV)
-	$(BIN)/uv pip install --python $(DUCKLAKE_VENV)/bin/python --quiet --override build/ducklake-overrides.txt \
-	  -e '.[ducklake,dev]'
-	GX_ANALYTICS_ENABLED=false $(DUCKLAKE_VENV)/bin/python -m pytest -q -rs tests/integration/test_ducklake_store.py
+test-ducklake: venv ## the DuckLake backend alone (catalog in PostgreSQL on 127.0.0.1; also part of `make test`)
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q tests/integration/test_ducklake_store.py \
+	  tests/integration/test_ducklake_pipeline.py
 
 test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"

@@ -1,53 +1,16 @@
-"""Prototype DuckLake backend (etl/ducklake_store.py): the same candidates, published into a DuckLake with its
-catalog in PostgreSQL, give the same tables as the file store; readers keep their snapshot; time travel works.
-
-Skips unless the DuckLake and postgres extensions load into the installed DuckDB (their PyPI wheels exist for
-DuckDB <= 1.5.5, the project pins >= 1.5.6) and PostgreSQL is reachable. To run it, see README "DuckLake".
+"""etl/ducklake_store.py on its own: the same candidates, published into a DuckLake with its catalog in
+PostgreSQL (a throwaway database per test), give the same tables as the file store; readers keep their snapshot;
+time travel works. The pipeline on the ducklake backend: tests/integration/test_ducklake_pipeline.py.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from datetime import date
 
-import pytest
-
+from etl import ducklake_store as ducklake
 from etl import pipeline
-from tests.conftest import LINEAGE, table_without_lineage
-
-ducklake = pytest.importorskip("etl.ducklake_store")
-PG = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=int(os.environ.get("PGPORT", "5432")),
-          user=os.environ.get("PGUSER", "postgres"))
-
-
-@pytest.fixture
-def lake_catalog():
-    try:
-        for name in ducklake.EXTENSIONS:
-            ducklake.extension_file(name)
-    except ducklake.DuckLakeUnavailable as exc:
-        pytest.skip(str(exc))
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **PG)
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    admin.autocommit = True
-    name = f"ducklake_ci_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    try:
-        yield f"dbname={name} host={PG['host']} port={PG['port']} user={PG['user']}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
-
-
-def _lake_rows(con, table: str) -> list[tuple]:
-    columns = [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0] not in LINEAGE]
-    return sorted(con.execute(f"select {', '.join(columns)} from {table}").fetchall(), key=repr)
+from tests.conftest import lake_rows as _lake_rows
+from tests.conftest import table_without_lineage
 
 
 def test_ducklake_publish_matches_the_file_store_and_keeps_snapshots(data_dir, lake_catalog):
