@@ -84,10 +84,17 @@ run: venv ## live yfinance for the configured universe, START..END (default: the
 WAREHOUSE ?= $(or $(ETL_WAREHOUSE),$(or $(ETL_DATA_DIR),data)/warehouse.duckdb)
 
 sql: venv ## DuckDB CLI on the published warehouse, read-only (fine during a DAG run); Q='select ...' runs one query
+ifeq ($(ETL_WAREHOUSE_BACKEND),ducklake)
+	@mkdir -p build && $(BIN)/python -m etl lake-sql > build/lake-init.sql
+	@if [ -n "$(Q)" ]; then $(BIN)/duckdb -init build/lake-init.sql -c "$(Q)"; \
+	 else echo "DuckDB CLI on the DuckLake (read-only). Try: .tables   .read sql/analysis/06_adr_premium.sql"; \
+	      $(BIN)/duckdb -init build/lake-init.sql; fi
+else
 	@test -f "$(WAREHOUSE)" || { echo "no warehouse at $(WAREHOUSE) yet: run 'make demo' first"; exit 1; }
 	@if [ -n "$(Q)" ]; then $(BIN)/duckdb -readonly "$(WAREHOUSE)" -c "$(Q)"; \
 	 else echo "DuckDB CLI on $(WAREHOUSE) (read-only). Try: .tables   .read sql/analysis/06_adr_premium.sql   .quit"; \
 	      $(BIN)/duckdb -readonly "$(WAREHOUSE)"; fi
+endif
 
 report: venv ## write the HTML report of the published warehouse to data/report/latest.html
 	$(BIN)/python -m etl report

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("docs", help="print the data dictionary (Markdown) from etl/catalog.yaml")
 
+    verbs.add_parser("init-lake", help="ducklake backend: create the catalog database and DuckLake's tables in it")
+    verbs.add_parser("lake-sql", help="ducklake backend: print the statements that open the lake read-only in the "
+                                      "DuckDB CLI (duckdb -init FILE; `make sql` does it)")
+
     report = verbs.add_parser("report", help="write the HTML report (data/report/latest.html) from the warehouse")
     report.add_argument("--run-id", help="run whose data-quality results to show (default: the latest validated)")
     report.add_argument("--out", help="output folder (default $ETL_DATA_DIR/report)")
@@ -150,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
 
             with Store(settings).lock():  # one writer of export/ at a time, like publish
                 print(json.dumps(export(settings), indent=2))
+        elif args.verb == "init-lake":
+            from etl import ducklake_store
+
+            if not settings.is_ducklake:
+                raise RuntimeError("init-lake needs ETL_WAREHOUSE_BACKEND=ducklake and ETL_DUCKLAKE_CATALOG")
+            print(json.dumps(ducklake_store.init_catalog(settings), indent=2))
+        elif args.verb == "lake-sql":
+            from etl import ducklake_store
+
+            if not settings.is_ducklake:
+                raise RuntimeError("lake-sql needs ETL_WAREHOUSE_BACKEND=ducklake and ETL_DUCKLAKE_CATALOG")
+            print(ducklake_store.cli_init_sql(settings), end="")
         elif args.verb == "docs":
             from etl.catalog import markdown
 

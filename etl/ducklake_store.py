@@ -26,6 +26,7 @@ views next to the lake's tables.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import logging
 import random
@@ -50,6 +51,10 @@ CONFLICT_RETRIES = 8
 
 class DuckLakeUnavailable(RuntimeError):
     """The DuckLake / postgres extensions cannot be loaded, or the lake is not configured."""
+
+
+class NoLakeYet(RuntimeError):
+    """A reader found no DuckLake catalog: nothing has been published (or init-lake has not run) yet."""
 
 
 def extension_file(name: str, version: str | None = None) -> Path:
@@ -78,13 +83,21 @@ def load_extensions(con: duckdb.DuckDBPyConnection, extension_dir: Path | None =
         extension_dir = Settings.from_env().data_dir / ".duckdb_extensions"
     con.execute("set autoinstall_known_extensions = false")
     con.execute("set extension_directory = ?", [str(extension_dir)])
-    for name in EXTENSIONS:
-        path = extension_file(name)
+    extension_dir.mkdir(parents=True, exist_ok=True)
+    # several task processes start at once on a fresh data dir: one installs while the others wait, so no
+    # process loads a file another one is still copying
+    with open(extension_dir / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            con.execute(f"install '{path}'")
-            con.execute(f"load {name}")
-        except duckdb.Error as exc:
-            raise DuckLakeUnavailable(f"cannot load {path}: {exc}") from exc
+            for name in EXTENSIONS:
+                path = extension_file(name)
+                try:
+                    con.execute(f"install '{path}'")
+                    con.execute(f"load {name}")
+                except duckdb.Error as exc:
+                    raise DuckLakeUnavailable(f"cannot load {path}: {exc}") from exc
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _lake(catalog: str | None, data_path: str | Path | None) -> tuple[str, str]:
@@ -98,11 +111,11 @@ def _lake(catalog: str | None, data_path: str | Path | None) -> tuple[str, str]:
 
 
 def attach(con: duckdb.DuckDBPyConnection, catalog: str | None = None, data_path: str | Path | None = None,
-           read_only: bool = True, alias: str = ALIAS) -> None:
+           read_only: bool = True, alias: str = ALIAS, extension_dir: Path | None = None) -> None:
     """Attach the lake to an existing connection as `alias`. A writer creates the catalog tables in
     PostgreSQL on first use; two first writers at once may collide there, so a failed first attach is retried."""
     catalog, data = _lake(catalog, data_path)
-    load_extensions(con)
+    load_extensions(con, extension_dir)
     if not read_only and "://" not in data:
         Path(data).mkdir(parents=True, exist_ok=True)
     options = f"DATA_PATH '{data.rstrip('/')}/'" + (", READ_ONLY" if read_only else "")
@@ -118,11 +131,11 @@ def attach(con: duckdb.DuckDBPyConnection, catalog: str | None = None, data_path
 
 
 def connect(catalog: str | None = None, data_path: str | Path | None = None, read_only: bool = False,
-            ) -> duckdb.DuckDBPyConnection:
+            extension_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as `lake` (and made the default database)."""
     con = duckdb.connect(config=duckdb_config())
     try:
-        attach(con, catalog, data_path, read_only=read_only)
+        attach(con, catalog, data_path, read_only=read_only, extension_dir=extension_dir)
         con.execute(f"use {ALIAS}")
     except Exception:
         con.close()
@@ -131,7 +144,14 @@ def connect(catalog: str | None = None, data_path: str | Path | None = None, rea
 
 
 def connect_settings(settings: Settings, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    return connect(settings.ducklake_catalog, settings.ducklake_data, read_only=read_only)
+    return connect(settings.ducklake_catalog, settings.ducklake_data, read_only=read_only,
+                   extension_dir=settings.data_dir / ".duckdb_extensions")
+
+
+def attach_settings(con: duckdb.DuckDBPyConnection, settings: Settings, alias: str = ALIAS) -> None:
+    """Attach the lake of `settings` read-only to `con` (the transform's and the gate's connections)."""
+    attach(con, settings.ducklake_catalog, settings.ducklake_data, read_only=True, alias=alias,
+           extension_dir=settings.data_dir / ".duckdb_extensions")
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str, alias: str = ALIAS) -> bool:
@@ -182,7 +202,7 @@ def _is_conflict(exc: duckdb.Error) -> bool:
 
 def publish(candidate: Path, run_id: str, start: date, end: date, tables: dict[str, TableSpec] = TABLE_SPECS,
             catalog: str | None = None, data_path: str | Path | None = None, expected_seq: int | None = None,
-            retries: int = CONFLICT_RETRIES) -> dict:
+            retries: int = CONFLICT_RETRIES, extension_dir: Path | None = None) -> dict:
     """Merge a validated candidate into the lake in ONE transaction (one DuckLake snapshot), with the rules of
     etl.store.Store.publish: monthly facts replace the run's (scope x window), dimensions their scope, the rest
     whole (or `replace_where`).
@@ -193,7 +213,7 @@ def publish(candidate: Path, run_id: str, start: date, end: date, tables: dict[s
     catalog, data_path = _lake(catalog, data_path)
     attempts = 0
     while True:
-        con = connect(catalog, data_path)
+        con = connect(catalog, data_path, extension_dir=extension_dir)
         try:
             result = _publish_once(con, candidate, run_id, start, end, tables, expected_seq, data_path)
             return result | {"conflict_retries": attempts}
@@ -273,10 +293,59 @@ def _publish_once(con: duckdb.DuckDBPyConnection, candidate: Path, run_id: str, 
 def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the latest snapshot with the audit tables as views: what `python -m etl query`,
     `status` and the report use on this backend. A transaction (`begin`) holds one snapshot for many queries."""
-    con = connect_settings(settings, read_only=True)
+    try:
+        con = connect_settings(settings, read_only=True)
+    except duckdb.InvalidInputException as exc:
+        if "does not exist" in str(exc):
+            raise NoLakeYet(f"no DuckLake catalog in {settings.ducklake_catalog.split()[0]} yet: nothing was "
+                            "published (`python -m etl init-lake` creates an empty one)") from exc
+        raise
     ensure_audit_schema_files(settings.store_dir)
     for table in AUDIT_SCHEMAS:
         pattern = audit_dir(settings.store_dir, table) / "*.parquet"
         con.execute(f"create or replace temp view {table} as select * from "
                     f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false)")
     return con
+
+
+def init_catalog(settings: Settings) -> dict:
+    """Create the catalog database if it is missing (connecting to the server's `postgres` database with the
+    same credentials) and DuckLake's catalog tables in it; idempotent. `python -m etl init-lake` runs this once
+    per deployment (docker-compose's airflow-init), so the first publishes never race to create the catalog."""
+    import psycopg2
+    from psycopg2 import sql
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(settings.ducklake_catalog)
+    name = params.get("dbname")
+    created = False
+    if name:
+        admin = psycopg2.connect(**{**params, "dbname": "postgres"})
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cur:
+                cur.execute("select 1 from pg_database where datname = %s", [name])
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                    created = True
+        finally:
+            admin.close()
+    state = current(settings)
+    return {"catalog_database": name, "created": created, "data_path": settings.ducklake_data, **state}
+
+
+def cli_init_sql(settings: Settings) -> str:
+    """Statements that open the lake read-only in the DuckDB CLI (`duckdb -init <file>`, `make sql`): the same
+    extension files from the PyPI wheels, the lake as the default database, the audit tables as views."""
+    ext_dir = settings.data_dir / ".duckdb_extensions"
+    lines = ["set autoinstall_known_extensions = false;", f"set extension_directory = '{ext_dir}';"]
+    for name in EXTENSIONS:
+        lines += [f"install '{extension_file(name)}';", f"load {name};"]
+    lines.append(f"attach 'ducklake:postgres:{settings.ducklake_catalog}' as {ALIAS} "
+                 f"(DATA_PATH '{settings.ducklake_data.rstrip('/')}/', READ_ONLY);")
+    lines.append(f"use {ALIAS};")
+    for table in AUDIT_SCHEMAS:
+        pattern = audit_dir(settings.store_dir, table) / "*.parquet"
+        lines.append(f"create or replace temp view {table} as select * from "
+                     f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false);")
+    return "\n".join(lines) + "\n"

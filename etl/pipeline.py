@@ -266,7 +266,7 @@ def _publish_lake(settings: Settings, candidate: Path, ctx: RunContext, expected
 
     result = ducklake_store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
                                     catalog=settings.ducklake_catalog, data_path=settings.ducklake_data,
-                                    expected_seq=expected)
+                                    expected_seq=expected, extension_dir=settings.data_dir / ".duckdb_extensions")
     # the file store's Parquet export hard-links its immutable files; a lake's files are Parquet already,
     # named by its catalog and partly deleted by later snapshots, so there is nothing to link: readers
     # without DuckDB use the lake through DuckLake (README "Warehouse backends")

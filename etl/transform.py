@@ -173,7 +173,7 @@ def _published_relations(con: duckdb.DuckDBPyConnection, settings: Settings, lak
     if settings.is_ducklake:
         from etl import ducklake_store
 
-        ducklake_store.attach(con, settings.ducklake_catalog, settings.ducklake_data, read_only=True)
+        ducklake_store.attach_settings(con, settings)
         return {t: ducklake_store.published_relation(con, t, lake_snapshot) for t in tables}
     store = Store(settings)
     out = {}

@@ -267,8 +267,7 @@ def _lake_invariants(con: duckdb.DuckDBPyConnection, settings) -> list[tuple[str
     candidate's connection; DuckLake's per-file min/max statistics prune the date filter to the run's months."""
     from etl import ducklake_store
 
-    ducklake_store.attach(con, settings.ducklake_catalog, settings.ducklake_data, read_only=True,
-                          alias="published")
+    ducklake_store.attach_settings(con, settings, alias="published")
     out = []
     versions = ducklake_store.published_relation(con, "dim_security", alias="published")
     if versions:

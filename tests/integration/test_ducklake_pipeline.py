@@ -6,9 +6,12 @@ snapshot as it was), two market publishes at once both land, and a reader only e
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,7 @@ def test_run_all_on_ducklake_publishes_what_the_file_backend_publishes(reference
         # audit tables on the shared data path, next to the lake's tables
         assert con.execute("select count(*) from run_log where step = 'publish' and status = 'success'"
                            ).fetchone() == (2,)
+        run_log_rows = con.execute("select count(*) from run_log").fetchone()[0]
     finally:
         con.close()
 
@@ -67,6 +71,18 @@ def test_run_all_on_ducklake_publishes_what_the_file_backend_publishes(reference
     summary = json.loads((data_dir / "report" / "latest.json").read_text())
     assert summary["as_of"] == "2025-09-12"
     assert cli(["export"]) == 1  # refused with a reason: the lake is the export
+
+    # the DuckDB CLI (duckdb-cli, same version) on the lake: what `make sql` runs
+    capsys.readouterr()
+    assert cli(["lake-sql"]) == 0
+    init = data_dir / "lake-init.sql"
+    init.write_text(capsys.readouterr().out)
+    shown = subprocess.run([str(Path(sys.executable).with_name("duckdb")), "-init", str(init), "-csv", "-c",
+                            "select count(*) as n from fct_daily_price; select count(*) as n from run_log"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    rows = len(table_without_lineage(reference, "fct_daily_price"))
+    assert shown.stdout.split() == ["n", str(rows), "n", str(run_log_rows)]
 
 
 def test_a_refused_run_leaves_the_lakes_latest_snapshot_unchanged(ducklake_backend):
