@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast bench bench-smoke lint airflow run sql report export ui-check clean
+.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast bench bench-smoke bench-backends lint airflow run sql report export ui-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench: venv ## benchmark at scale (SECURITIES=5000 YEARS=20): backfill vs DuckDB
 bench-smoke: venv ## the benchmark at a tiny size (40 securities x 30 days, no Airflow), to bench/work/smoke-results.json
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m etl.benchmark --securities 40 --days 30 --no-airflow \
 	  --work bench/work/smoke --out bench/work/smoke-results.json
+
+bench-backends: venv ## publish time of a daily run on the file store vs DuckLake (needs PostgreSQL), to build/bench-backends
+	GX_ANALYTICS_ENABLED=false ETL_LOG_LEVEL=WARNING $(BIN)/python -m etl.bench_backends build/bench-backends
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

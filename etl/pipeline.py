@@ -218,14 +218,15 @@ def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) 
 
     def publish() -> dict:
         store = Store(settings)
-        seq = published_state(settings)["seq"]
-        if settings.is_ducklake:
+        base = _base_seq_path(ctx, settings)
+        if settings.is_ducklake:  # (no extra round trip to the catalog: publish checks the seq in its transaction)
             if "://" not in settings.ducklake_data:
+                seq = json.loads(base.read_text()).get("seq") if base.exists() else None
                 _check_writable(Path(settings.ducklake_data), "lake data path", run_id, seq)
         else:
+            seq = store.current()["seq"]
             _check_writable(settings.warehouse.parent, "warehouse directory", run_id, seq)
             _check_writable(settings.store_dir, "store directory", run_id, seq)
-        base = _base_seq_path(ctx, settings)
         rebuilt: list[int | None] = []
         while True:
             based_on = json.loads(base.read_text()) if base.exists() else {}
@@ -251,7 +252,7 @@ def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) 
             except (OSError, duckdb.Error) as exc:
                 raise PublishError(
                     f"publish of run {run_id} failed: {type(exc).__name__}: {exc}. Nothing was published: the "
-                    f"warehouse still shows publish {published_state(settings)['seq']} (files written before the "
+                    f"warehouse still shows manifest {published_state(settings)['seq']} (files written before the "
                     "failure are unreferenced and removed by a later publish); free space or fix the path, then "
                     "rerun publish"
                 ) from exc
