@@ -16,9 +16,3 @@ def connect_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
         return ducklake_store.reader(settings)
     return duckdb.connect(str(settings.warehouse), read_only=True)
 
-
-def describe(settings: Settings) -> str:
-    """Where readers find the published warehouse, for messages."""
-    if settings.is_ducklake:
-        return f"DuckLake (catalog in PostgreSQL, data under {settings.ducklake_data})"
-    return str(settings.warehouse)
