@@ -9,7 +9,7 @@ DEMO_END ?= 2025-09-30
 START ?= $(shell date -u -d '7 days ago' +%F)
 END ?= $(shell date -u +%F)
 
-.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast bench bench-smoke lint airflow run sql report export ui-check clean
+.PHONY: help venv install airflow-init demo test test-production test-ducklake test-fast bench bench-smoke bench-backends lint airflow run sql report export ui-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,16 +45,9 @@ test: venv ## the whole suite (unit, SQL, DAG integrity, pipeline, replay of rea
 test-production: venv ## PostgreSQL + CeleryExecutor + Redis: both market DAGs at once, a reader, equality (~2.5-5 min)
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m production tests/production
 
-# Prototype DuckLake backend in a side venv: the extension wheels on PyPI stop at DuckDB 1.5.5 (the project pins
-# >= 1.5.6), so that venv overrides duckdb to the extensions' version. Needs PostgreSQL on 127.0.0.1.
-DUCKLAKE_DUCKDB ?= 1.5.5
-DUCKLAKE_VENV := build/venv-ducklake
-test-ducklake: venv ## prototype DuckLake backend (catalog in PostgreSQL) vs the file store, in a DuckDB 1.5.5 side venv
-	@mkdir -p build && printf 'duckdb==$(DUCKLAKE_DUCKDB)\nduckdb-cli==$(DUCKLAKE_DUCKDB)\n' > build/ducklake-overrides.txt
-	@test -x $(DUCKLAKE_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(DUCKLAKE_VENV)
-	$(BIN)/uv pip install --python $(DUCKLAKE_VENV)/bin/python --quiet --override build/ducklake-overrides.txt \
-	  -e '.[ducklake,dev]'
-	GX_ANALYTICS_ENABLED=false $(DUCKLAKE_VENV)/bin/python -m pytest -q -rs tests/integration/test_ducklake_store.py
+test-ducklake: venv ## the DuckLake backend alone (catalog in PostgreSQL on 127.0.0.1; also part of `make test`)
+	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q tests/integration/test_ducklake_store.py \
+	  tests/integration/test_ducklake_pipeline.py
 
 test-fast: venv ## everything except the Airflow end-to-end tests
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -m "not e2e"
@@ -67,6 +60,9 @@ bench: venv ## benchmark at scale (SECURITIES=5000 YEARS=20): backfill vs DuckDB
 bench-smoke: venv ## the benchmark at a tiny size (40 securities x 30 days, no Airflow), to bench/work/smoke-results.json
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m etl.benchmark --securities 40 --days 30 --no-airflow \
 	  --work bench/work/smoke --out bench/work/smoke-results.json
+
+bench-backends: venv ## publish time of a daily run on the file store vs DuckLake (needs PostgreSQL), to build/bench-backends
+	GX_ANALYTICS_ENABLED=false ETL_LOG_LEVEL=WARNING $(BIN)/python -m etl.bench_backends build/bench-backends
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -91,10 +87,17 @@ run: venv ## live yfinance for the configured universe, START..END (default: the
 WAREHOUSE ?= $(or $(ETL_WAREHOUSE),$(or $(ETL_DATA_DIR),data)/warehouse.duckdb)
 
 sql: venv ## DuckDB CLI on the published warehouse, read-only (fine during a DAG run); Q='select ...' runs one query
+ifeq ($(ETL_WAREHOUSE_BACKEND),ducklake)
+	@mkdir -p build && $(BIN)/python -m etl lake-sql > build/lake-init.sql
+	@if [ -n "$(Q)" ]; then $(BIN)/duckdb -init build/lake-init.sql -c "$(Q)"; \
+	 else echo "DuckDB CLI on the DuckLake (read-only). Try: .tables   .read sql/analysis/06_adr_premium.sql"; \
+	      $(BIN)/duckdb -init build/lake-init.sql; fi
+else
 	@test -f "$(WAREHOUSE)" || { echo "no warehouse at $(WAREHOUSE) yet: run 'make demo' first"; exit 1; }
 	@if [ -n "$(Q)" ]; then $(BIN)/duckdb -readonly "$(WAREHOUSE)" -c "$(Q)"; \
 	 else echo "DuckDB CLI on $(WAREHOUSE) (read-only). Try: .tables   .read sql/analysis/06_adr_premium.sql   .quit"; \
 	      $(BIN)/duckdb -readonly "$(WAREHOUSE)"; fi
+endif
 
 report: venv ## write the HTML report of the published warehouse to data/report/latest.html
 	$(BIN)/python -m etl report

@@ -19,14 +19,16 @@ DOC = """
 
 Extracts daily bars, dividends and splits for the {market} listings of `etl/universe.yaml` (plus the FX pairs
 needed to convert them) from the source in the `source` param, lands the raw answer, builds the star schema with
-the SQL in `sql/`, validates it with Great Expectations and publishes it atomically to the DuckDB warehouse.
+the SQL in `sql/`, validates it with Great Expectations and publishes it atomically to the warehouse: the
+DuckDB file store, or one DuckLake snapshot with `ETL_WAREHOUSE_BACKEND=ducklake`.
 
 * **Schedule:** `{schedule}` in {timezone}, after the {close} close. The run covers the latest closed
   {calendar} session; non-session days are skipped (see `etl/schedule.py`). Params `start`/`end` turn a run into
   a backfill of every session in that window.
 * **Tasks:** plan -> extract -> land -> transform -> validate -> publish -> report. Each is idempotent for its
-  run. *publish* also refreshes the Parquet export (`data/export/current/<table>/`); *report* only reads the
-  published warehouse.
+  run. *publish* also refreshes the Parquet export (`data/export/current/<table>/`; file store only); *report*
+  only reads the published warehouse. On DuckLake a publish that lost a commit race to the other market's DAG
+  transforms and validates again on the new snapshot (its log says so), then publishes.
 * **Backfill:** *Trigger -> Backfill* (or `airflow backfill create`) with reprocess *Missing and Errored Runs*
   or *All Runs* (*Missing Runs* is refused: *publish* depends on the previous run's). Any *Max Active Runs*:
   runs extract and transform side by side, *publish* goes one at a time (pool `warehouse_writer`) in date
@@ -41,7 +43,7 @@ the SQL in `sql/`, validates it with Great Expectations and publishes it atomica
 * **Daily report:** [{report}](file://{report}) (charts and this run's data-quality summary; a dated copy sits
   next to it). Open it on the Airflow machine, or copy it: it is one self-contained HTML file.
 * **Outputs:** Assets `warehouse.<table>` for every published table; the warehouse at `$ETL_WAREHOUSE`
-  (default `data/warehouse.duckdb`).
+  (default `data/warehouse.duckdb`), or the DuckLake of `$ETL_DUCKLAKE_CATALOG` (`python -m etl lake-sql`).
 """
 
 

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("docs", help="print the data dictionary (Markdown) from etl/catalog.yaml")
 
+    verbs.add_parser("init-lake", help="ducklake backend: create the catalog database and DuckLake's tables in it")
+    verbs.add_parser("lake-sql", help="ducklake backend: print the statements that open the lake read-only in the "
+                                      "DuckDB CLI (duckdb -init FILE; `make sql` does it)")
+
     report = verbs.add_parser("report", help="write the HTML report (data/report/latest.html) from the warehouse")
     report.add_argument("--run-id", help="run whose data-quality results to show (default: the latest validated)")
     report.add_argument("--out", help="output folder (default $ETL_DATA_DIR/report)")
@@ -80,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_query(warehouse: str, sql: str) -> None:
-    import duckdb
+def _print_query(settings, sql: str) -> None:
+    from etl.warehouse import connect_reader
 
-    con = duckdb.connect(warehouse, read_only=True)
+    con = connect_reader(settings)
     try:
         print(con.sql(sql))
     finally:
@@ -117,18 +121,22 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(out, indent=2, default=str))
         elif args.verb == "query":
             sql = open(args.sql[1:]).read() if args.sql.startswith("@") else args.sql
-            _print_query(str(settings.warehouse), sql)
+            _print_query(settings, sql)
         elif args.verb == "status":
-            _print_query(str(settings.warehouse), "select * from warehouse_info")
+            _print_query(settings, "select * from warehouse_info")
             tables = ["dim_date", "dim_exchange", "dim_currency", "dim_company", "dim_security",
                       "fct_daily_price", "fct_fx_rate", "fct_corporate_action", "quarantine", "restatement",
                       "dq_result"]
-            _print_query(str(settings.warehouse), " union all ".join(
+            _print_query(settings, " union all ".join(
                 f"select '{t}' as table_name, count(*) as row_count from {t}" for t in tables))
-            _print_query(str(settings.warehouse), "select run_id, step, status, rows_out, rows_rejected, finished_at "
+            _print_query(settings, "select run_id, step, status, rows_out, rows_rejected, finished_at "
                          "from run_log order by finished_at desc limit 10")
         elif args.verb == "rebuild-views":
             from etl.store import Store
+
+            if settings.is_ducklake:
+                raise RuntimeError("rebuild-views is for the file store; the ducklake backend has no views file "
+                                   "(its catalog in PostgreSQL is the published state)")
 
             print(Store(settings).build_views())
         elif args.verb == "report":
@@ -139,8 +147,25 @@ def main(argv: list[str] | None = None) -> int:
             from etl.export import export
             from etl.store import Store
 
+            if settings.is_ducklake:
+                raise RuntimeError("the Parquet export is made from the file store; on the ducklake backend the "
+                                   "lake's own Parquet files and catalog are the export (README "
+                                   "\"Warehouse backends\")")
+
             with Store(settings).lock():  # one writer of export/ at a time, like publish
                 print(json.dumps(export(settings), indent=2))
+        elif args.verb == "init-lake":
+            from etl import ducklake_store
+
+            if not settings.is_ducklake:
+                raise RuntimeError("init-lake needs ETL_WAREHOUSE_BACKEND=ducklake and ETL_DUCKLAKE_CATALOG")
+            print(json.dumps(ducklake_store.init_catalog(settings), indent=2))
+        elif args.verb == "lake-sql":
+            from etl import ducklake_store
+
+            if not settings.is_ducklake:
+                raise RuntimeError("lake-sql needs ETL_WAREHOUSE_BACKEND=ducklake and ETL_DUCKLAKE_CATALOG")
+            print(ducklake_store.cli_init_sql(settings), end="")
         elif args.verb == "docs":
             from etl.catalog import markdown
 

@@ -51,13 +51,30 @@ class ConfigError(ValueError):
     """The universe file or the settings are not usable; the message says what and where."""
 
 
+BACKENDS = ("file", "ducklake")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where the pipeline reads and writes. Every path can be moved with an environment variable."""
+    """Where the pipeline reads and writes. Every path can be moved with an environment variable.
+
+    backend (ETL_WAREHOUSE_BACKEND): where publish puts the validated tables and where every step reads the
+    published state from. "file" (default): Parquet files + a views-only DuckDB file (etl/store.py), one
+    machine, no server. "ducklake": a DuckLake whose catalog is the PostgreSQL database ETL_DUCKLAKE_CATALOG
+    (libpq string) and whose Parquet files go under ETL_DUCKLAKE_DATA (default $ETL_DATA_DIR/lake), for
+    several workers and DAGs writing at once (etl/ducklake_store.py)."""
 
     data_dir: Path
     warehouse: Path
     universe_file: Path
+    backend: str = "file"
+    ducklake_catalog: str | None = None
+    # a directory, or an object-store URL (s3://bucket/lake/) that DuckDB reaches with its own credentials
+    ducklake_data: str | None = None
+
+    @property
+    def is_ducklake(self) -> bool:
+        return self.backend == "ducklake"
 
     @property
     def landing_dir(self) -> Path:
@@ -78,9 +95,25 @@ class Settings:
         data_dir = Path(os.environ.get("ETL_DATA_DIR", PROJECT_ROOT / "data")).resolve()
         wh = warehouse or os.environ.get("ETL_WAREHOUSE") or data_dir / "warehouse.duckdb"
         uni = universe or os.environ.get("ETL_UNIVERSE") or DEFAULT_UNIVERSE
+        backend = os.environ.get("ETL_WAREHOUSE_BACKEND", "").strip().lower() or "file"
+        if backend not in BACKENDS:
+            raise ConfigError(f"ETL_WAREHOUSE_BACKEND={backend!r}: choose one of {', '.join(BACKENDS)}")
+        catalog = os.environ.get("ETL_DUCKLAKE_CATALOG", "").strip() or None
+        if backend == "ducklake" and not catalog:
+            raise ConfigError("ETL_WAREHOUSE_BACKEND=ducklake needs ETL_DUCKLAKE_CATALOG, the libpq string of the "
+                              "catalog database, e.g. 'dbname=lake host=127.0.0.1 user=postgres'")
+        if catalog and any(ch in catalog for ch in _UNSAFE_PATH_CHARS):
+            raise ConfigError("ETL_DUCKLAKE_CATALOG contains a quote or control character (it is written into "
+                              "DuckDB's ATTACH statement); use key=value pairs without quotes")
+        lake_data = os.environ.get("ETL_DUCKLAKE_DATA", "").strip() or str(data_dir / "lake")
+        if "://" not in lake_data:
+            lake_data = str(check_path(Path(lake_data).resolve(), "ETL_DUCKLAKE_DATA"))
+        elif "'" in lake_data:
+            raise ConfigError("ETL_DUCKLAKE_DATA contains a quote; choose another URL")
         return cls(data_dir=check_path(data_dir, "ETL_DATA_DIR"),
                    warehouse=check_path(Path(wh).resolve(), "warehouse path"),
-                   universe_file=Path(uni).resolve())
+                   universe_file=Path(uni).resolve(), backend=backend, ducklake_catalog=catalog,
+                   ducklake_data=lake_data)
 
 
 @dataclass(frozen=True)

@@ -120,18 +120,31 @@ def _base_seq_path(ctx: RunContext, settings: Settings) -> Path:
     return ctx.work_dir(settings) / "base_seq.json"
 
 
-def transform_step(run_id: str, warehouse=None, universe=None) -> dict:
+def published_state(settings: Settings) -> dict:
+    """{"seq": publishes so far, "snapshot": the DuckLake snapshot (None on the file store)} of the backend."""
+    if settings.is_ducklake:
+        from etl import ducklake_store
+
+        state = ducklake_store.current(settings)
+        return {"seq": state["seq"], "snapshot": state["snapshot"]}
     from etl.store import Store
+
+    return {"seq": Store(settings).current()["seq"], "snapshot": None}
+
+
+def transform_step(run_id: str, warehouse=None, universe=None) -> dict:
     from etl.transform import transform
 
     settings, uni = _settings_universe(warehouse, universe)
     ctx = RunContext.load(settings, run_id)
     # read before the transform reads any published file: a publish landing during the transform makes it stale
-    base_seq = Store(settings).current()["seq"]
+    # (on DuckLake the transform reads exactly this snapshot)
+    base = published_state(settings)
+    base_seq = base["seq"]
 
     def run() -> dict:
-        result = transform(ctx, settings, uni)
-        _base_seq_path(ctx, settings).write_text(json.dumps({"seq": base_seq}))
+        result = transform(ctx, settings, uni, lake_snapshot=base["snapshot"])
+        _base_seq_path(ctx, settings).write_text(json.dumps(base | {"backend": settings.backend}))
         return result | {"base_seq": base_seq}
 
     return _step(ctx, settings, "transform", run,
@@ -161,7 +174,8 @@ def validate_step(run_id: str, warehouse=None, universe=None) -> dict:
         # recorded before the verdict: a refused row is explained even when the gate then fails
         audit.append(settings.store_dir, "quarantine", quarantine, ctx.run_id)
         audit.append(settings.store_dir, "restatement", restated, ctx.run_id)
-        report = run_gate(candidate, ctx.run_id, ctx.source, settings.store_dir, sorted(uni.currencies))
+        report = run_gate(candidate, ctx.run_id, ctx.source, settings.store_dir, sorted(uni.currencies),
+                          lake=settings if settings.is_ducklake else None)
         # publish accepts exactly this candidate file, so a candidate rebuilt after the gate is never published
         tmp = verdict_path(ctx, settings).with_suffix(".tmp")
         tmp.write_text(json.dumps({"run_id": ctx.run_id, "success": True, "candidate": identity,
@@ -204,16 +218,27 @@ def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) 
 
     def publish() -> dict:
         store = Store(settings)
-        seq = store.current()["seq"]
-        _check_writable(settings.warehouse.parent, "warehouse directory", run_id, seq)
-        _check_writable(settings.store_dir, "store directory", run_id, seq)
         base = _base_seq_path(ctx, settings)
+        if settings.is_ducklake:  # (no extra round trip to the catalog: publish checks the seq in its transaction)
+            if "://" not in settings.ducklake_data:
+                seq = json.loads(base.read_text()).get("seq") if base.exists() else None
+                _check_writable(Path(settings.ducklake_data), "lake data path", run_id, seq)
+        else:
+            seq = store.current()["seq"]
+            _check_writable(settings.warehouse.parent, "warehouse directory", run_id, seq)
+            _check_writable(settings.store_dir, "store directory", run_id, seq)
         rebuilt: list[int | None] = []
         while True:
-            expected = json.loads(base.read_text())["seq"] if base.exists() else None
+            based_on = json.loads(base.read_text()) if base.exists() else {}
+            expected = based_on.get("seq")
+            if based_on and based_on.get("backend", "file") != settings.backend:
+                expected = -1  # transformed against the other backend: stale here, rebuild
             try:
-                result = store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
-                                       expected_seq=expected)
+                if settings.is_ducklake:
+                    result = _publish_lake(settings, candidate, ctx, expected)
+                else:
+                    result = store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
+                                           expected_seq=expected)
                 break
             except StaleCandidate as exc:
                 if len(rebuilt) >= rebuilds:
@@ -227,12 +252,28 @@ def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) 
             except (OSError, duckdb.Error) as exc:
                 raise PublishError(
                     f"publish of run {run_id} failed: {type(exc).__name__}: {exc}. Nothing was published: the "
-                    f"warehouse still shows manifest {store.current()['seq']} (files written before the failure "
-                    "are unreferenced and removed by a later publish); free space or fix the path, then rerun publish"
+                    f"warehouse still shows manifest {published_state(settings)['seq']} (files written before the "
+                    "failure are unreferenced and removed by a later publish); free space or fix the path, then "
+                    "rerun publish"
                 ) from exc
-        return result | {"warehouse": str(settings.warehouse), "rebuilt_from_seq": rebuilt}
+        where = f"ducklake:{settings.ducklake_data}" if settings.is_ducklake else str(settings.warehouse)
+        return result | {"warehouse": where, "backend": settings.backend, "rebuilt_from_seq": rebuilt}
 
     return _step(ctx, settings, "publish", publish)
+
+
+def _publish_lake(settings: Settings, candidate: Path, ctx: RunContext, expected: int | None) -> dict:
+    from etl import ducklake_store
+
+    result = ducklake_store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
+                                    catalog=settings.ducklake_catalog, data_path=settings.ducklake_data,
+                                    expected_seq=expected, extension_dir=settings.data_dir / ".duckdb_extensions")
+    # the file store's Parquet export hard-links its immutable files; a lake's files are Parquet already,
+    # named by its catalog and partly deleted by later snapshots, so there is nothing to link: readers
+    # without DuckDB use the lake through DuckLake (README "Warehouse backends")
+    log.info("run %s: Parquet export skipped: the ducklake backend has no export/ (its data files are the "
+             "lake's Parquet files; query them through the DuckLake catalog)", ctx.run_id)
+    return result | {"export": None, "export_skipped": "ducklake backend"}
 
 
 def run_all(source: str, start: date, end: date, market: str | None = None, replay_dir: str | None = None,

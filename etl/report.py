@@ -494,9 +494,12 @@ def _write_atomic(path: Path, text: str) -> None:
 def build_report(run_id: str | None = None, settings: Settings | None = None, out_dir: Path | None = None,
                  days: int = REPORT_DAYS) -> dict:
     """Render the report from the published warehouse; write latest.html and a dated copy."""
+    from etl.warehouse import connect_reader
+
     settings = settings or Settings.from_env()
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    con = connect_reader(settings)
     try:
+        con.execute("begin transaction")  # one snapshot for every query of the page (DuckLake)
         data = collect(con, run_id=run_id, days=days)
     finally:
         con.close()

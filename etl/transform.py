@@ -176,6 +176,25 @@ VIEW_MODELS = {"int_prices_checked"}
 DATE_ORDERED = {"fct_daily_price", "fct_fx_rate", "fct_corporate_action", "fct_valuation_daily"}
 
 
+def _published_relations(con: duckdb.DuckDBPyConnection, settings: Settings, lake_snapshot: int | None
+                         ) -> dict[str, str | None]:
+    """SQL relations for the published tables the transform reads, from the backend in use (None: not
+    published yet)."""
+    tables = ("dim_security", "fct_fx_rate", "fct_corporate_action")
+    if settings.is_ducklake:
+        from etl import ducklake_store
+
+        ducklake_store.attach_settings(con, settings)
+        return {t: ducklake_store.published_relation(con, t, lake_snapshot) for t in tables}
+    store = Store(settings)
+    out = {}
+    for table in tables:
+        files = store.current_files(table)
+        listed = ", ".join(f"'{f}'" for f in files)
+        out[table] = f"read_parquet([{listed}], union_by_name=true)" if files else None
+    return out
+
+
 def _run_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
     for model in models:
         name = model.split("/")[1]
@@ -193,8 +212,11 @@ def _run_models(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
             raise TransformError(f"model {model}.sql failed: {exc}") from exc
 
 
-def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
-    """Build every mart for the run's window from landing; returns candidate row counts per table."""
+def transform(ctx: RunContext, settings: Settings, universe: Universe, lake_snapshot: int | None = None) -> dict:
+    """Build every mart for the run's window from landing; returns candidate row counts per table.
+
+    The published state it reads (security versions, FX rates, corporate actions) comes from the backend in
+    use: the file store's current manifest, or the DuckLake at `lake_snapshot` (default its latest)."""
     started = time.perf_counter()
     path = candidate_path(ctx, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,11 +278,12 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
             files = landed_files(settings, kind, ctx.source, markets, start, ctx.end)
             _parquet_view(con, f"landing_{kind}", files, f"select {empty}, cast(null as varchar) as source, "
                           "cast(null as varchar) as run_id, cast(null as timestamptz) as extracted_at where false")
-        published = Store(settings).current_files("dim_security")
-        if published:
-            listed = ", ".join(f"'{f}'" for f in published)
-            con.execute("create view published_dim_security as select *, company_code as company_id "
-                        f"from read_parquet([{listed}], union_by_name=true)")
+        published = _published_relations(con, settings, lake_snapshot)
+        if published.get("dim_security"):
+            # temp: a view over the lake only resolves while the lake is attached (this connection)
+            kind = "temp view" if settings.is_ducklake else "view"
+            con.execute(f"create {kind} published_dim_security as select *, company_code as company_id "
+                        f"from {published['dim_security']}")
         else:
             con.execute(
                 "create table published_dim_security (symbol varchar, company_id varchar, security_key bigint, "
@@ -272,15 +295,18 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe) -> dict:
             )
         _run_models(con, MODELS)
         pause_point("transform:after_core_models")
-        store = Store(settings)
         for table in ("fct_fx_rate", "fct_corporate_action"):
-            _parquet_view(con, f"published_{table}", store.current_files(table), f"select * from {table} where false")
+            relation = published.get(table) or f"(select * from {table} where false)"
+            kind = "temp view" if settings.is_ducklake else "view"
+            con.execute(f"create or replace {kind} published_{table} as select * from {relation}")
         _run_models(con, EVENT_MODELS)
         counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
                   for t in [*MART_TABLES, *VIEW_MARTS, "quarantine", "restatement"]}
         # the gate's verdict names this id; publish refuses a candidate whose id the verdict does not name
         con.execute("create table candidate_info as select ? as candidate_id, ? as run_id, now() as built_at",
                     [uuid.uuid4().hex, ctx.run_id])
+        if settings.is_ducklake:
+            con.execute("detach lake")
         con.execute("checkpoint")
     finally:
         con.close()

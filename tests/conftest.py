@@ -51,3 +51,43 @@ def table_without_lineage(warehouse: Path, table: str) -> list[tuple]:
     finally:
         con.close()
     return sorted(rows, key=repr)
+
+
+PG = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=int(os.environ.get("PGPORT", "5432")),
+          user=os.environ.get("PGUSER", "postgres"))
+
+
+@pytest.fixture
+def lake_catalog():
+    """A throwaway PostgreSQL database for a DuckLake catalog (libpq string), dropped after the test. PostgreSQL
+    on 127.0.0.1 is part of the test environment (README "Tests"): unreachable, the test fails, never skips."""
+    import secrets
+
+    import psycopg2
+
+    admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **PG)
+    admin.autocommit = True
+    name = f"ducklake_ci_{secrets.token_hex(4)}"
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield f"dbname={name} host={PG['host']} port={PG['port']} user={PG['user']}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+@pytest.fixture
+def ducklake_backend(data_dir, lake_catalog, monkeypatch) -> str:
+    """ETL_WAREHOUSE_BACKEND=ducklake with a fresh catalog database and the data files under data_dir/lake."""
+    monkeypatch.setenv("ETL_WAREHOUSE_BACKEND", "ducklake")
+    monkeypatch.setenv("ETL_DUCKLAKE_CATALOG", lake_catalog)
+    monkeypatch.setenv("ETL_DUCKLAKE_DATA", str(data_dir / "lake"))
+    return lake_catalog
+
+
+def lake_rows(con, table: str) -> list[tuple]:
+    """table_without_lineage for a connection to the lake (etl.ducklake_store.connect / reader)."""
+    columns = [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0] not in LINEAGE]
+    return sorted(con.execute(f"select {', '.join(columns)} from {table}").fetchall(), key=repr)

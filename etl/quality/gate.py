@@ -279,10 +279,14 @@ def _gx_suites(tables: list, source: str, currencies: list[str]) -> list[dict]:
     return rows
 
 
-def _published_invariants(con: duckdb.DuckDBPyConnection, store_dir: Path) -> list[tuple[str, str, str, str]]:
+def _published_invariants(con: duckdb.DuckDBPyConnection, store_dir: Path, lake=None
+                          ) -> list[tuple[str, str, str, str]]:
     """Invariants of the warehouse after this publish, checked incrementally: they read only the published rows
     the run touches (its listings' published versions, the published month files of the run's dates), so their
-    cost follows the new data, not the history (issue 6)."""
+    cost follows the new data, not the history (issue 6). lake: the Settings of a DuckLake backend, whose
+    latest snapshot is the published state then (the file store's current manifest otherwise)."""
+    if lake is not None:
+        return _lake_invariants(con, lake)
     pointer = store_dir / "manifests" / "current.json"
     if not pointer.exists():
         return []
@@ -308,6 +312,31 @@ def _published_invariants(con: duckdb.DuckDBPyConnection, store_dir: Path) -> li
                     f"select c.symbol, c.date_key from fct_daily_price c join (select security_key, date_key "
                     f"from read_parquet([{', '.join(touched)}]) where not (symbol in (select symbol from run_symbols) "
                     f"and date_key between {lo} and {hi})) p using (security_key, date_key)"))
+    return out
+
+
+def _lake_invariants(con: duckdb.DuckDBPyConnection, settings) -> list[tuple[str, str, str, str]]:
+    """_published_invariants on a DuckLake: the same queries over the lake's tables, attached read-only to the
+    candidate's connection; DuckLake's per-file min/max statistics prune the date filter to the run's months."""
+    from etl import ducklake_store
+
+    ducklake_store.attach_settings(con, settings, alias="published")
+    out = []
+    versions = ducklake_store.published_relation(con, "dim_security", alias="published")
+    if versions:
+        out.append(("dim_security", "published_versions_kept", "error",
+                    f"select p.symbol, p.security_key, p.valid_from from {versions} p "
+                    "where p.symbol in (select symbol from run_symbols) "
+                    "and p.security_key not in (select security_key from dim_security)"))
+    prices = ducklake_store.published_relation(con, "fct_daily_price", alias="published")
+    lo, hi = con.execute("select min(date_key), max(date_key) from fct_daily_price").fetchone()
+    if prices and lo is not None:
+        first, last = lo // 100 * 100 + 1, hi // 100 * 100 + 31  # the months the run's dates fall in
+        out.append(("fct_daily_price", "unique_after_publish", "error",
+                    f"select c.symbol, c.date_key from fct_daily_price c join (select security_key, date_key "
+                    f"from {prices} where date_key between {first} and {last} "
+                    f"and not (symbol in (select symbol from run_symbols) and date_key between {lo} and {hi})) p "
+                    "using (security_key, date_key)"))
     return out
 
 
@@ -337,14 +366,17 @@ def _invariant_results(con: duckdb.DuckDBPyConnection, extra: list[tuple[str, st
     return rows
 
 
-def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currencies: list[str]) -> GateReport:
-    """Validate the candidate, record every result, raise ValidationError on a blocking failure."""
+def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currencies: list[str],
+             lake=None) -> GateReport:
+    """Validate the candidate, record every result, raise ValidationError on a blocking failure.
+
+    lake: the Settings of a DuckLake backend (the published state is read from the lake then)."""
     started = time.perf_counter()
     validated_at = datetime.now(UTC)
     con = duckdb.connect(str(candidate), read_only=True, config=duckdb_config())
     try:
         results = (_gx_results(con, source, currencies)
-                   + _invariant_results(con, _published_invariants(con, store_dir)))
+                   + _invariant_results(con, _published_invariants(con, store_dir, lake)))
         row_counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in EXAMPLE_COLUMNS}
     finally:
         con.close()

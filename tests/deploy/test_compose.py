@@ -212,7 +212,21 @@ def test_init_migrates_creates_the_admin_from_the_environment_and_the_writer_poo
     assert '--password "$${AIRFLOW_ADMIN_PASSWORD}"' in create  # the container's variable, never a literal
     assert raw["environment"]["AIRFLOW_ADMIN_PASSWORD"] == "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD}"
     pool = re.search(r'WAREHOUSE_POOL = "(\w+)"', (REPO / "dags" / "market_daily.py").read_text())[1]
-    assert re.search(rf"airflow pools set {pool} 1 ", script)
+    assert re.search(rf'airflow pools set {pool} "\$\$\{{WAREHOUSE_WRITER_SLOTS\}}" ', script)
+    assert raw["environment"]["WAREHOUSE_WRITER_SLOTS"] == "${WAREHOUSE_WRITER_SLOTS:-1}"  # one writer by default
+
+
+def test_the_warehouse_backend_is_switchable_to_ducklake_in_the_same_postgres(compose):
+    raw = _raw()["services"]["airflow-init"]
+    assert re.search(r'if \[ "\$\$\{ETL_WAREHOUSE_BACKEND\}" = ducklake \]; then python -m etl init-lake; fi',
+                     "\n".join(raw["command"]))
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["ETL_WAREHOUSE_BACKEND"] == "file"  # the default: no catalog needed
+        catalog = dict(item.split("=", 1) for item in env["ETL_DUCKLAKE_CATALOG"].split())
+        assert catalog["host"] == "postgres" and catalog["dbname"] == "ducklake"  # the same PostgreSQL service
+        assert catalog["password"] == SECRETS["POSTGRES_PASSWORD"]
+        assert env["ETL_DUCKLAKE_DATA"].startswith(env["ETL_DATA_DIR"] + "/")  # on the named volume
 
 
 def test_no_literal_secret_anywhere():

@@ -1,16 +1,23 @@
-"""The production configuration for real: PostgreSQL metadata, CeleryExecutor, a Redis broker, two DAGs at once.
+"""The production configuration for real: PostgreSQL metadata, CeleryExecutor, a Redis broker, two DAGs at once,
+publishing into the DuckLake warehouse (catalog in PostgreSQL, data files under the shared data dir).
 
 What the test starts (each in its own process group, all killed at the end, passed or not):
-  a fresh PostgreSQL database `airflow_ci_<random>` (dropped at the end), a Redis DB number claimed for this run
-  (flushed at the end) and a queue of its own, a temporary AIRFLOW_HOME and ETL_DATA_DIR;
+  fresh PostgreSQL databases `airflow_ci_<random>` (Airflow metadata, Celery results) and `lake_ci_<random>`
+  (the DuckLake catalog), both dropped at the end, a Redis DB number claimed for this run (flushed at the end)
+  and a queue of its own, a temporary AIRFLOW_HOME and ETL_DATA_DIR;
   `airflow api-server` (Airflow 3 tasks report through its execution API), `airflow scheduler`,
-  `airflow dag-processor`, `airflow celery worker` and a reader process querying the published warehouse.
+  `airflow dag-processor`, `airflow celery worker` and a reader process querying the lake throughout.
 Then it unpauses market_daily_xhkg and market_daily_us, triggers both together (sample source, September 2025)
 and checks: both runs succeed and overlap in time, every task ran on the Celery worker and its result went to the
-PostgreSQL result backend, the two publish tasks (pool warehouse_writer, 1 slot, plus the store's file lock)
-never overlapped, the warehouse holds both markets, the reader never failed and only ever saw whole publishes,
-and every published table equals what the embedded default (etl.pipeline.run_all per market, in a separate
-data dir) produces for the same window, lineage columns aside.
+PostgreSQL result backend, the two publish tasks ran through pool warehouse_writer with 2 slots (DuckLake lets
+writers commit concurrently; the one that loses the race rebuilds its stale candidate), the lake holds both
+markets in two snapshots, the reader never failed and only ever saw whole publishes, and every published table
+equals what the embedded default (etl.pipeline.run_all per market on the file backend, in a separate data dir)
+produces for the same window, lineage columns aside.
+
+The file backend under the same two-writer race is covered without Airflow by
+tests/integration/test_concurrent_runs.py (and is the reference here); running this test on both backends
+would double its ~2 minutes.
 
 Needs PostgreSQL and Redis on 127.0.0.1 (PGHOST/PGPORT/PGUSER, REDIS_URL move them). Without them the test skips,
 except under CI=true, where it fails. A summary (runs, durations, equality) is printed at the end.
@@ -30,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_services import AIRFLOW, REPO, Processes, airflow, airflow_env, port_open, task_logs, wait
-from tests.conftest import LINEAGE, query, table_without_lineage
+from tests.conftest import LINEAGE, lake_rows, query, table_without_lineage
 
 pytestmark = [pytest.mark.production, pytest.mark.e2e]
 
@@ -54,6 +61,7 @@ print(json.dumps({"seconds": time.monotonic() - t}))
 """
 # audit tables carry timings and per-run values; every other published table must match the reference
 AUDIT_ONLY = {"run_log", "dq_run", "dq_result", "warehouse_info"}
+WRITER_SLOTS = 2
 
 
 def _unavailable(reason: str):
@@ -84,6 +92,21 @@ def pg_database():
     except Exception as exc:
         _unavailable(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}")
     name = f"airflow_ci_{secrets.token_hex(4)}"
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def lake_database(pg_database):
+    """The DuckLake catalog database, next to the metadata database in the same PostgreSQL."""
+    admin = _pg_admin()
+    name = pg_database.replace("airflow_ci_", "lake_ci_")
     with admin.cursor() as cur:
         cur.execute(f'create database "{name}"')
     try:
@@ -131,7 +154,7 @@ def _pg_rows(dbname: str, sql: str, params=None) -> list[tuple]:
 
 # -- the test ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def production_run(tmp_path_factory, pg_database, redis_db):
+def production_run(tmp_path_factory, pg_database, lake_database, redis_db):
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     root = tmp_path_factory.mktemp("production")
@@ -147,19 +170,29 @@ def production_run(tmp_path_factory, pg_database, redis_db):
         AIRFLOW__CELERY__WORKER_CONCURRENCY="4",
         AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT="21600",
         AIRFLOW__OPERATORS__DEFAULT_QUEUE=queue,
+        ETL_WAREHOUSE_BACKEND="ducklake",
+        ETL_DUCKLAKE_CATALOG=f"dbname={lake_database} host={PG_HOST} port={PG_PORT} user={PG_USER}",
+        ETL_DUCKLAKE_DATA=str(data / "lake"),
     )
     api_port = int(env["AIRFLOW__API__PORT"])
     procs = Processes(home, env, may_exit=("reader", "reference"))
     try:
         # the embedded default for the same window (etl.pipeline.run_all per market) in its own data dir, in the
         # background while Airflow starts
-        ref_env = {**env, "ETL_DATA_DIR": str(ref_data), "ETL_WAREHOUSE": str(ref_data / "warehouse.duckdb")}
+        ref_env = {**{k: v for k, v in env.items() if not k.startswith("ETL_DUCKLAKE")}, "ETL_DATA_DIR": str(ref_data),
+                   "ETL_WAREHOUSE": str(ref_data / "warehouse.duckdb"), "ETL_WAREHOUSE_BACKEND": "file"}
         procs.start("reference", [sys.executable, "-c", REFERENCE_SCRIPT, CONF["start"], CONF["end"]], ref_env)
 
         step = time.monotonic()
         airflow(env, "db", "migrate")
-        airflow(env, "pools", "set", "warehouse_writer", "1", "one task at a time publishes the warehouse")
+        airflow(env, "pools", "set", "warehouse_writer", str(WRITER_SLOTS), "DuckLake: concurrent publishes")
         timings["db migrate + pool (PostgreSQL)"] = time.monotonic() - step
+        step = time.monotonic()
+        # what docker-compose's airflow-init does on the ducklake backend: the catalog exists before any writer
+        init = subprocess.run([sys.executable, "-m", "etl", "init-lake"], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert init.returncode == 0, init.stderr[-3000:]
+        timings["python -m etl init-lake (DuckLake catalog in PostgreSQL)"] = time.monotonic() - step
 
         step = time.monotonic()
         procs.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
@@ -178,7 +211,7 @@ def production_run(tmp_path_factory, pg_database, redis_db):
         timings["services up (api-server, scheduler, dag-processor, celery worker)"] = time.monotonic() - step
 
         procs.start("reader", [sys.executable, str(Path(__file__).with_name("warehouse_reader.py")),
-                               env["ETL_WAREHOUSE"], str(root / "reader.jsonl"), str(root / "reader.stop")])
+                               "ducklake", str(root / "reader.jsonl"), str(root / "reader.stop")])
         step = time.monotonic()
         airflow(env, "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DAGS)})$")
         # triggered together: both trigger commands run at the same time
@@ -230,7 +263,7 @@ def production_run(tmp_path_factory, pg_database, redis_db):
 
     reads = [json.loads(line) for line in (root / "reader.jsonl").read_text().splitlines()]
     return {
-        "root": root, "home": home, "warehouse": data / "warehouse.duckdb",
+        "root": root, "home": home, "env": env,
         "reference": ref_data / "warehouse.duckdb", "queue": queue, "pg_database": pg_database,
         "redis_db": redis_number, "dag_runs": dag_runs, "task_instances": task_instances,
         "celery_results": celery_results, "pool_slots": pool_slots, "reads": reads, "timings": timings,
@@ -238,10 +271,30 @@ def production_run(tmp_path_factory, pg_database, redis_db):
     }
 
 
-def _published_tables(warehouse: Path) -> list[str]:
+def _published_tables_file(warehouse: Path) -> list[str]:
     names = query(warehouse, "select view_name from duckdb_views() where not internal "
                              "union select table_name from duckdb_tables() order by 1")
     return [n for (n,) in names if n not in AUDIT_ONLY]
+
+
+def _published_tables(con) -> list[str]:
+    """The lake's tables and views, and the audit views the reader adds (quarantine, restatement: compared too)."""
+    names = con.execute("select view_name from duckdb_views() where database_name in ('lake', 'temp') "
+                        "and not internal "
+                        "union select table_name from duckdb_tables() where database_name = 'lake' "
+                        "order by 1").fetchall()
+    return [n for (n,) in names if n not in AUDIT_ONLY]
+
+
+def _lake_reader(env: dict):
+    from etl import ducklake_store
+    from etl.config import Settings
+
+    data = Path(env["ETL_DATA_DIR"])
+    settings = Settings(data_dir=data, warehouse=Path(env["ETL_WAREHOUSE"]), universe_file=REPO / "etl" /
+                        "universe.yaml", backend="ducklake", ducklake_catalog=env["ETL_DUCKLAKE_CATALOG"],
+                        ducklake_data=env["ETL_DUCKLAKE_DATA"])
+    return ducklake_store.reader(settings)
 
 
 def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
@@ -262,31 +315,42 @@ def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
     assert all(t[9] in (None, "CeleryExecutor") for t in tis)
     assert sum(r["celery_results"].values()) >= len(tis) and set(r["celery_results"]) == {"SUCCESS"}
 
-    # single writer: both publishes went through pool warehouse_writer and never overlapped
+    # both publishes went through pool warehouse_writer, whose 2 slots let them run at the same time
     publishes = sorted((t for t in tis if t[1] == "publish"), key=lambda t: t[3])
-    assert r["pool_slots"] == [(1,)]
+    assert r["pool_slots"] == [(WRITER_SLOTS,)]
     assert [t[5] for t in publishes] == ["warehouse_writer", "warehouse_writer"]
-    assert publishes[0][4] <= publishes[1][3], f"publishes overlapped: {[(t[0], t[3], t[4]) for t in publishes]}"
+    publishes_overlapped = publishes[1][3] < publishes[0][4]
     # tasks of the two DAGs did run side by side somewhere (not one DAG after the other)
     overlapping = [(a[0], a[1], b[0], b[1]) for a in tis for b in tis
                    if a[0] < b[0] and a[3] < b[4] and b[3] < a[4]]
     assert overlapping, "no task of one DAG ran while a task of the other one was running"
 
-    # the final warehouse holds both markets and both publishes
-    wh = r["warehouse"]
-    by_market = dict(query(wh, "select s.market_code, count(*) from fct_daily_price p "
-                               "join dim_security s using (security_key) group by 1"))
-    assert set(by_market) == {"XHKG", "US", "FX"}
-    assert query(wh, "select manifest_seq from warehouse_info") == [(2,)]
-    published_by = query(wh, "select split_part(run_id, '__', 1), details from run_log "
-                             "where step = 'publish' and status = 'success' order by 1")
-    assert [m for m, _ in published_by] == ["US", "XHKG"]
-    # the second publisher's candidate was built before the first publish: it must have been rebuilt
-    rebuilt = {m: json.loads(d)["rebuilt_from_seq"] for m, d in published_by}
-    second = MARKET_OF[publishes[1][0]]
-    assert rebuilt[MARKET_OF[publishes[0][0]]] == [], rebuilt
+    con = _lake_reader(r["env"])
+    try:
+        # the final lake holds both markets and both publishes
+        by_market = dict(con.execute("select s.market_code, count(*) from fct_daily_price p "
+                                     "join dim_security s using (security_key) group by 1").fetchall())
+        assert set(by_market) == {"XHKG", "US", "FX"}
+        assert con.execute("select manifest_seq from warehouse_info").fetchall() == [(2,)]
+        snapshots = con.execute("select snapshot_id, split_part(commit_message, '__', 1) from lake.snapshots() "
+                                "where commit_message is not null order by 1").fetchall()
+        published_by = con.execute("select split_part(run_id, '__', 1), details from run_log "
+                                   "where step = 'publish' and status = 'success' order by 1").fetchall()
+        tables = _published_tables(con)
+        got = {t: lake_rows(con, t) for t in tables}
+    finally:
+        con.close()
+    assert len(snapshots) == 2, snapshots  # one DuckLake snapshot per publish, named by its run
+    assert sorted(m for m, _ in published_by) == ["US", "XHKG"]
+    details = {m: json.loads(d) for m, d in published_by}
+    first = next(m for m, d in details.items() if d["seq"] == 1)
+    second = next(m for m, d in details.items() if d["seq"] == 2)
+    rebuilt = {m: d["rebuilt_from_seq"] for m, d in details.items()}
+    # the first committer published the candidate it had; the second rebuilt if its candidate predates it
+    assert rebuilt[first] == [], rebuilt
+    assert [m for _, m in snapshots] == [first, second]
 
-    # the reader: never an error, and only whole publishes: one state per manifest seq, the first publish holds
+    # the reader: never an error, and only whole publishes: one state per publish seq, the first publish holds
     # one market complete (and its FX), the second is the final warehouse
     reads = r["reads"]
     errors = [x for x in reads if "error" in x]
@@ -299,20 +363,19 @@ def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
     assert all(len(v) == 1 for v in by_seq.values()), f"two states under one publish: {by_seq}"
     seen = {seq: json.loads(next(iter(v))) for seq, v in sorted(by_seq.items())}
     if 1 in seen:
-        first = seen[1][0]
-        equities = set(first) - {"FX"}
-        assert len(equities) == 1 and all(first[m] == by_market[m] for m in equities), f"partial publish: {first}"
-        assert first.get("FX"), f"first publish without FX: {first}"
+        first_state = seen[1][0]
+        equities = set(first_state) - {"FX"}
+        assert equities == {first} and first_state[first] == by_market[first], f"partial publish: {first_state}"
+        assert first_state.get("FX"), f"first publish without FX: {first_state}"
     if 2 in seen:
         assert seen[2][0] == by_market, seen[2]
 
-    # the published tables equal the embedded default's, lineage columns aside
-    tables = _published_tables(wh)
-    assert tables == _published_tables(r["reference"])
+    # the published tables equal the embedded default's (file backend), lineage columns aside
+    assert tables == _published_tables_file(r["reference"])
     equal, rows = {}, {}
     for table in tables:
-        got, want = table_without_lineage(wh, table), table_without_lineage(r["reference"], table)
-        equal[table], rows[table] = got == want, len(got)
+        want = table_without_lineage(r["reference"], table)
+        equal[table], rows[table] = got[table] == want, len(got[table])
     assert not [t for t, ok in equal.items() if not ok], {t: ok for t, ok in equal.items() if not ok}
 
     assert r["processes_alive_after_stop"] == []
@@ -321,7 +384,7 @@ def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
         return ts.strftime("%H:%M:%S")
 
     lines = ["", "== production configuration: PostgreSQL metadata + CeleryExecutor (Redis broker, "
-             "PostgreSQL result backend)",
+             "PostgreSQL result backend), DuckLake warehouse (catalog in PostgreSQL)",
              f"   database {r['pg_database']} (dropped after), Redis DB {r['redis_db']}, queue {r['queue']}, "
              f"1 Celery worker x 4 slots"]
     for dag_id, run_id, state, start, end, _ in r["dag_runs"]:
@@ -330,7 +393,9 @@ def test_two_dags_at_once_on_celery_and_postgres(production_run, capsys):
     for t in publishes:
         lines.append(f"   publish {t[0]:<18} pool={t[5]} {iso(t[3])}..{iso(t[4])} "
                      f"({(t[4] - t[3]).total_seconds():.1f} s)  on {t[7]}")
-    lines.append(f"   second publisher ({second}) rebuilt its stale candidate from manifest seq: {rebuilt[second]}")
+    lines.append(f"   publishes overlapped in time: {publishes_overlapped}; lake snapshots {snapshots}; first "
+                 f"committer {first}, second ({second}) rebuilt its stale candidate from publish seq "
+                 f"{rebuilt[second]} after {details[second].get('conflict_retries', 0)} commit conflict(s)")
     lines.append(f"   celery results in PostgreSQL: {r['celery_results']}; task instances: {len(tis)}, all success")
     lines.append(f"   reader: {len(reads)} rounds, {len(errors)} errors, states seen (seq: rows by market) "
                  f"{ {seq: v[0] for seq, v in seen.items()} } "

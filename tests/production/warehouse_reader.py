@@ -1,9 +1,11 @@
 """A SQL user of the published warehouse, run as its own process while DAGs publish (tests/production).
 
     python tests/production/warehouse_reader.py WAREHOUSE OUT.jsonl STOP_FILE
+    python tests/production/warehouse_reader.py ducklake OUT.jsonl STOP_FILE   (the lake of ETL_* variables)
 
 Until STOP_FILE exists it opens the warehouse read-only (a new connection each round, held open for a few
-queries), reads which publish it sees and the fact rows per market, and appends one JSON line per round:
+queries; on DuckLake one transaction, i.e. one snapshot, per round), reads which publish it sees and the fact
+rows per market, and appends one JSON line per round:
 {"t": …, "seq": …, "markets": {…}, "fx": …} or {"t": …, "error": "…"}; "absent" before the first publish.
 It never writes, and an exception is recorded, not raised, so the test can count errors.
 """
@@ -21,8 +23,25 @@ MARKETS_SQL = ("select s.market_code, count(*) from fct_daily_price p join dim_s
                "group by 1 order by 1")
 
 
-def read_once(warehouse: Path) -> dict:
-    con = duckdb.connect(str(warehouse), read_only=True)
+def _connect(warehouse: str):
+    """(connection, or None before the first publish) on the file store or the lake."""
+    if warehouse != "ducklake":
+        return duckdb.connect(warehouse, read_only=True) if Path(warehouse).exists() else None
+    from etl import ducklake_store
+    from etl.config import Settings
+
+    try:
+        con = ducklake_store.reader(Settings.from_env())
+    except ducklake_store.NoLakeYet:
+        return None
+    con.execute("begin transaction")
+    if not ducklake_store._exists(con, "warehouse_info"):
+        con.close()
+        return None
+    return con
+
+
+def read_once(con) -> dict:
     try:
         seq = con.execute("select manifest_seq from warehouse_info").fetchone()[0]
         markets = dict(con.execute(MARKETS_SQL).fetchall())
@@ -36,13 +55,14 @@ def read_once(warehouse: Path) -> dict:
         con.close()
 
 
-def main(warehouse: Path, out: Path, stop: Path) -> None:
+def main(warehouse: str, out: Path, stop: Path) -> None:
     with out.open("a") as sink:
         while not stop.exists():
             row: dict = {"t": time.time()}
             try:
-                if warehouse.exists():
-                    row |= read_once(warehouse)
+                con = _connect(warehouse)
+                if con is not None:
+                    row |= read_once(con)
                 else:
                     row["absent"] = True
             except Exception as exc:  # recorded: the test asserts there are none
@@ -53,4 +73,4 @@ def main(warehouse: Path, out: Path, stop: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))

@@ -59,3 +59,29 @@ def test_another_universe_is_one_file_away(tmp_path):
 
     universe = load_universe(_write(tmp_path, us_only))
     assert sorted(s.symbol for s in universe.listings) == ["CNY=X", "HKD=X", "QQQ", "^NDX"]
+
+
+def test_the_warehouse_backend_defaults_to_the_file_store_and_needs_no_postgres(monkeypatch, tmp_path):
+    from etl.config import Settings
+
+    for name in ("ETL_WAREHOUSE_BACKEND", "ETL_DUCKLAKE_CATALOG", "ETL_DUCKLAKE_DATA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ETL_DATA_DIR", str(tmp_path))
+    settings = Settings.from_env()
+    assert (settings.backend, settings.is_ducklake, settings.ducklake_catalog) == ("file", False, None)
+
+    monkeypatch.setenv("ETL_WAREHOUSE_BACKEND", "DuckLake")
+    with pytest.raises(ConfigError, match="needs ETL_DUCKLAKE_CATALOG"):
+        Settings.from_env()
+    monkeypatch.setenv("ETL_DUCKLAKE_CATALOG", "dbname=lake host=127.0.0.1 user=postgres")
+    lake = Settings.from_env()
+    assert lake.is_ducklake and lake.ducklake_data == str(tmp_path / "lake")
+    monkeypatch.setenv("ETL_DUCKLAKE_DATA", "s3://bucket/lake/")
+    assert Settings.from_env().ducklake_data == "s3://bucket/lake/"  # an object store URL is kept as written
+
+    monkeypatch.setenv("ETL_DUCKLAKE_CATALOG", "dbname=lake password='x'")
+    with pytest.raises(ConfigError, match="quote"):
+        Settings.from_env()
+    monkeypatch.setenv("ETL_WAREHOUSE_BACKEND", "sqlite")
+    with pytest.raises(ConfigError, match="file, ducklake"):
+        Settings.from_env()
