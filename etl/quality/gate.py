@@ -192,17 +192,76 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
     # GX spends its time in Python (~10 ms of fixed cost per expectation, 88 of them), one core: the second
     # half of the suites runs in a forked child meanwhile (the frames are already in memory; the child never
     # touches DuckDB). Same suites, same results, in the same order.
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        child = pool.submit(_gx_suites, groups[1], source, currencies)
-        mine = _gx_suites(groups[0], source, currencies)
-        theirs = child.result()
-    by_table = {r["table_name"]: [] for r in mine + theirs}
+    child = _fork(_gx_suites, groups[1], source, currencies)
+    mine = _gx_suites(groups[0], source, currencies)
+    theirs = _join(child)
+    if theirs is None:  # the child failed or hung: its half runs here, the verdicts do not depend on it
+        theirs = _gx_suites(groups[1], source, currencies)
+    by_table: dict[str, list] = {}
     for r in mine + theirs:
-        by_table[r["table_name"]].append(r)
+        by_table.setdefault(r["table_name"], []).append(r)
     return rows + [r for table, _ in in_gx for r in by_table.get(table, [])]
+
+
+CHILD_TIMEOUT_S = 300
+
+
+def _fork(fn, *args) -> tuple[int, int] | None:
+    """Run fn(*args) in a forked child; (pid, read end of the pipe its pickled result comes through). A plain
+    os.fork, not multiprocessing: Celery's prefork workers are daemonic processes, which multiprocessing
+    forbids to have children. None when fork is not available (the caller then runs everything itself)."""
+    import pickle
+
+    if not hasattr(os, "fork"):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, exit without running the parent's cleanup (DuckDB, Airflow)
+        status = 0
+        try:
+            os.close(read)
+            logging.disable(logging.CRITICAL)
+            payload = pickle.dumps(fn(*args))
+            with os.fdopen(write, "wb") as out:
+                out.write(payload)
+        except BaseException:  # noqa: BLE001 - any failure: the parent redoes the work
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write)
+    return pid, read
+
+
+def _join(child: tuple[int, int] | None):
+    """The child's result, or None (no child, it failed, or it took longer than CHILD_TIMEOUT_S: killed)."""
+    import pickle
+    import select
+    import signal
+
+    if child is None:
+        return None
+    pid, read = child
+    chunks, deadline = [], time.monotonic() + CHILD_TIMEOUT_S
+    try:
+        while True:
+            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                log.warning("gate: the GX child process took over %ss; ran its suites here", CHILD_TIMEOUT_S)
+                chunks = None
+                break
+            chunk = os.read(read, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+    if chunks is None or status != 0 or not chunks:
+        if chunks is not None:
+            log.warning("gate: the GX child process failed (status %s); ran its suites here", status)
+        return None
+    return pickle.loads(b"".join(chunks))
 
 
 def _split_for_processes(in_gx: list, currencies: list[str]) -> list[list]:

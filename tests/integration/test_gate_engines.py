@@ -154,3 +154,45 @@ def test_gx_suites_split_over_two_processes_give_the_same_results_in_the_same_or
         results[processes] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert results["1"] == results["2"]
     assert sum(not r["success"] for r in results["2"]) >= len(TAMPER) - 2  # the tampering is seen by both
+
+
+def _gx_in_daemon(path, queue):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        queue.put([{k: v for k, v in r.items() if k != "seconds"}
+                   for r in gate._gx_results(con, "sample", sorted(load_universe().currencies))])
+    finally:
+        con.close()
+
+
+def test_the_split_works_inside_a_daemonic_process_like_a_celery_worker(candidate, monkeypatch):
+    """Celery's prefork pool runs tasks in daemonic processes, which multiprocessing forbids to have children."""
+    import multiprocessing
+
+    _, path = candidate
+    monkeypatch.setenv(gate.GX_ENGINE_ENV, "gx")
+    monkeypatch.setenv(gate.GX_PROCESSES_ENV, "2")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_gx_in_daemon, args=(path, queue), daemon=True)
+    worker.start()
+    rows = queue.get(timeout=120)
+    worker.join(timeout=30)
+    assert worker.exitcode == 0
+    monkeypatch.setenv(gate.GX_PROCESSES_ENV, "1")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        alone = [{k: v for k, v in r.items() if k != "seconds"}
+                 for r in gate._gx_results(con, "sample", sorted(load_universe().currencies))]
+    finally:
+        con.close()
+    assert rows == alone and len(rows) > 50
+
+
+def _boom():
+    raise RuntimeError("the child fails")
+
+
+def test_a_failed_child_gives_no_result_so_the_parent_redoes_its_half():
+    assert gate._join(gate._fork(_boom)) is None
+    assert gate._join(gate._fork(sorted, [3, 1, 2])) == [1, 2, 3]
