@@ -175,7 +175,7 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
     from etl.quality.suites import suite_definitions
 
     rows = []
-    in_gx: list[tuple[str, object]] = []  # (table, its new rows as a DataFrame)
+    in_gx: list[tuple[str, object, list]] = []  # (table, its new rows as a DataFrame, its expectations)
     for table, expectations in suite_definitions(currencies).items():
         plan = _duckdb_plan(con, table, expectations)
         if plan is not None:
@@ -183,24 +183,24 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
                                                 lambda config: _severity(config, source)):
                 rows.append(row | {"rows": None})
         else:
-            in_gx.append((table, con.execute(f"select * from {table}").df()))
+            in_gx.append((table, con.execute(f"select * from {table}").df(), expectations))
     if not in_gx:
         return rows
-    groups = _split_for_processes(in_gx, currencies)
+    groups = _split_for_processes(in_gx)
     if len(groups) == 1:
-        return rows + _gx_suites(groups[0], source, currencies)
+        return rows + _gx_suites(groups[0], source)
     # GX spends its time in Python (~10 ms of fixed cost per expectation, 88 of them), one core: the second
     # half of the suites runs in a forked child meanwhile (the frames are already in memory; the child never
     # touches DuckDB). Same suites, same results, in the same order.
-    child = _fork(_gx_suites, groups[1], source, currencies)
-    mine = _gx_suites(groups[0], source, currencies)
+    child = _fork(_gx_suites, groups[1], source)
+    mine = _gx_suites(groups[0], source)
     theirs = _join(child)
     if theirs is None:  # the child failed or hung: its half runs here, the verdicts do not depend on it
-        theirs = _gx_suites(groups[1], source, currencies)
+        theirs = _gx_suites(groups[1], source)
     by_table: dict[str, list] = {}
     for r in mine + theirs:
         by_table.setdefault(r["table_name"], []).append(r)
-    return rows + [r for table, _ in in_gx for r in by_table.get(table, [])]
+    return rows + [r for table, _, _ in in_gx for r in by_table.get(table, [])]
 
 
 CHILD_TIMEOUT_S = 300
@@ -264,34 +264,31 @@ def _join(child: tuple[int, int] | None):
     return pickle.loads(b"".join(chunks))
 
 
-def _split_for_processes(in_gx: list, currencies: list[str]) -> list[list]:
-    """One group, or two of about equal expectation counts when ETL_GX_PROCESSES (default: 2 on a machine with
-    2+ cores) allows and there is enough to split."""
-    from etl.quality.suites import suite_definitions
-
+def _split_for_processes(in_gx: list) -> list[list]:
+    """One group of (table, frame, expectations), or two of about equal expectation counts when ETL_GX_PROCESSES
+    (default: 2 on a machine with 2+ cores) allows and there is enough to split."""
     raw = os.environ.get(GX_PROCESSES_ENV, "").strip()
     processes = int(raw) if raw else min(2, os.cpu_count() or 1)
     if processes not in (1, 2):
         raise ValueError(f"{GX_PROCESSES_ENV} must be 1 or 2, got {raw!r}")
-    sizes = {t: len(e) for t, e in suite_definitions(currencies).items()}
-    if processes == 1 or len(in_gx) < 2 or sum(sizes[t] for t, _ in in_gx) < MIN_EXPECTATIONS_TO_SPLIT:
+    if processes == 1 or len(in_gx) < 2 or sum(len(e) for _, _, e in in_gx) < MIN_EXPECTATIONS_TO_SPLIT:
         return [in_gx]
     groups: list[list] = [[], []]
     load = [0, 0]
-    for item in sorted(in_gx, key=lambda item: -sizes[item[0]]):  # largest first, to the lighter group
+    for item in sorted(in_gx, key=lambda item: -len(item[2])):  # largest first, to the lighter group
         k = 0 if load[0] <= load[1] else 1
         groups[k].append(item)
-        load[k] += sizes[item[0]]
+        load[k] += len(item[2])
     return groups
 
 
-def _gx_suites(tables: list, source: str, currencies: list[str]) -> list[dict]:
-    """Each table's GX suite on its frame, in GX's pandas engine; one result row per expectation."""
+def _gx_suites(tables: list, source: str) -> list[dict]:
+    """Each (table, frame, expectations) as a GX suite on its frame, in GX's pandas engine; one result row per
+    expectation."""
     import great_expectations as gx
 
-    from etl.quality.suites import build_suite, suite_definitions
+    from etl.quality.suites import build_suite
 
-    definitions = suite_definitions(currencies)
     context = gx.get_context(mode="ephemeral")
     try:
         context.variables.progress_bars = {"globally": False}
@@ -302,10 +299,10 @@ def _gx_suites(tables: list, source: str, currencies: list[str]) -> list[dict]:
     batches = (context.data_sources.add_pandas("candidate").add_dataframe_asset("candidate_table")
                .add_batch_definition_whole_dataframe("new_rows"))
     rows = []
-    for table, frame in tables:
+    for table, frame, expectations in tables:
         started = time.perf_counter()
         batch = batches.get_batch(batch_parameters={"dataframe": frame})
-        suite = context.suites.add(build_suite(table, definitions[table]))
+        suite = context.suites.add(build_suite(table, expectations))
         result = batch.validate(
             suite,
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5,

@@ -144,7 +144,7 @@ def test_gx_suites_split_over_two_processes_give_the_same_results_in_the_same_or
     results = {}
     for processes in ("1", "2"):
         monkeypatch.setenv(gate.GX_PROCESSES_ENV, processes)
-        groups = gate._split_for_processes([(t, None) for t in suite_definitions(["USD"])], ["USD"])
+        groups = gate._split_for_processes([(t, None, e) for t, e in suite_definitions(["USD"]).items()])
         assert len(groups) == int(processes)
         con = duckdb.connect(str(path), read_only=True)
         try:
