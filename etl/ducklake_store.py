@@ -36,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from etl.audit import AUDIT_SCHEMAS, audit_dir, ensure_audit_schema_files
+from etl.audit import AUDIT_SCHEMAS, audit_relation, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
 from etl.store import TABLE_SPECS, VIEW_MARTS, StaleCandidate, TableSpec, _date_key, _months
 
@@ -301,10 +301,9 @@ def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
                             "published (`python -m etl init-lake` creates an empty one)") from exc
         raise
     ensure_audit_schema_files(settings.store_dir)
-    for table in AUDIT_SCHEMAS:
-        pattern = audit_dir(settings.store_dir, table) / "*.parquet"
+    for table in AUDIT_SCHEMAS:  # the audit files' rows exactly once, as the file store's views read them
         con.execute(f"create or replace temp view {table} as select * from "
-                    f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false)")
+                    f"{audit_relation(settings.store_dir, table)}")
     return con
 
 
@@ -345,7 +344,6 @@ def cli_init_sql(settings: Settings) -> str:
                  f"(DATA_PATH '{settings.ducklake_data.rstrip('/')}/', READ_ONLY);")
     lines.append(f"use {ALIAS};")
     for table in AUDIT_SCHEMAS:
-        pattern = audit_dir(settings.store_dir, table) / "*.parquet"
         lines.append(f"create or replace temp view {table} as select * from "
-                     f"read_parquet('{pattern}', union_by_name=true, hive_partitioning=false);")
+                     f"{audit_relation(settings.store_dir, table)};")
     return "\n".join(lines) + "\n"

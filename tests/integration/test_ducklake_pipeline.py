@@ -195,3 +195,27 @@ def test_two_markets_publishing_at_once_both_land_and_readers_see_whole_snapshot
         assert first[first_market] == final[first_market]
     if 2 in states:
         assert json.loads(next(iter(states[2]))) == final
+
+
+def test_the_lakes_readers_see_compacted_audit_rows_exactly_once(ducklake_backend, monkeypatch):
+    """Audit files compacted on this data directory (etl/audit.py; e.g. by the file store before a switch to
+    DuckLake) stay visible once through the lake's reader and its `make sql` init, as through the file store."""
+    from etl import audit
+
+    ducklake_store.init_catalog(Settings.from_env())
+    settings = Settings.from_env()
+    for i in range(5):
+        audit.append(settings.store_dir, "dq_run", [{"run_id": f"r{i}", "table_name": "t"}], f"r{i}")
+    monkeypatch.setenv(audit.COMPACT_AT_ENV, "3")
+    monkeypatch.setenv(audit.COMPACT_MIN_AGE_ENV, "0")
+    assert audit.compact(settings.store_dir, seq=1, keep_manifests=10)["dq_run"] == 5
+    audit.compact(settings.store_dir, seq=11, keep_manifests=10)  # the replaced loose files are deleted now
+    assert not [p for p in (settings.store_dir / "audit" / "dq_run").glob("r*.parquet")]
+    con = ducklake_store.reader(settings)
+    try:
+        assert con.execute("select run_id, count(*) from dq_run group by 1 order by 1").fetchall() == \
+            [(f"r{i}", 1) for i in range(5)]
+    finally:
+        con.close()
+    init = ducklake_store.cli_init_sql(settings)
+    assert str(settings.store_dir / "audit" / "dq_run" / "compacted" / "c000001.parquet") in init
