@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -62,25 +61,14 @@ def main() -> None:
     run = [sys.executable, "-m", "etl.bench_backends", args.work, "--days", str(args.days), "--only"]
     subprocess.run([*run, "file"], check=True)
 
-    import psycopg2
+    from etl.ducklake_store import local_postgres, scratch_database
 
-    pg = {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": int(os.environ.get("PGPORT", "5432")),
-          "user": os.environ.get("PGUSER", "postgres")}
-    name = f"ducklake_bench_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(dbname="postgres", **pg)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    try:
+    pg = local_postgres()
+    with scratch_database("ducklake_bench_", pg) as name:
         env = {**os.environ, "ETL_DUCKLAKE_CATALOG": f"dbname={name} host={pg['host']} port={pg['port']} "
                                                      f"user={pg['user']}"}
         env.pop("ETL_DUCKLAKE_DATA", None)
         subprocess.run([*run, "ducklake"], check=True, env=env)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
-
 
 if __name__ == "__main__":
     main()

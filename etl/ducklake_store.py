@@ -29,8 +29,11 @@ from __future__ import annotations
 import fcntl
 import importlib
 import logging
+import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -305,6 +308,35 @@ def reader(settings: Settings) -> duckdb.DuckDBPyConnection:
         con.execute(f"create or replace temp view {table} as select * from "
                     f"{audit_relation(settings.store_dir, table)}")
     return con
+
+
+def local_postgres() -> dict:
+    """host/port/user of the PostgreSQL the tests and `make bench-backends` borrow (PGHOST, PGPORT, PGUSER;
+    default 127.0.0.1:5432 as postgres, trust auth)."""
+    return {"host": os.environ.get("PGHOST", "127.0.0.1"), "port": int(os.environ.get("PGPORT", "5432")),
+            "user": os.environ.get("PGUSER", "postgres")}
+
+
+@contextmanager
+def scratch_database(prefix: str, pg: dict | None = None) -> Iterator[str]:
+    """A new empty PostgreSQL database <prefix><8 hex> for a test or benchmark (a DuckLake catalog, Airflow's
+    metadata), dropped with its connections when the block ends."""
+    import secrets
+
+    import psycopg2
+
+    pg = pg or local_postgres()
+    admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **pg)
+    admin.autocommit = True
+    name = f"{prefix}{secrets.token_hex(4)}"
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'create database "{name}"')
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
 
 
 def init_catalog(settings: Settings) -> dict:

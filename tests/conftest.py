@@ -53,29 +53,15 @@ def table_without_lineage(warehouse: Path, table: str) -> list[tuple]:
     return sorted(rows, key=repr)
 
 
-PG = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=int(os.environ.get("PGPORT", "5432")),
-          user=os.environ.get("PGUSER", "postgres"))
-
-
 @pytest.fixture
 def lake_catalog():
     """A throwaway PostgreSQL database for a DuckLake catalog (libpq string), dropped after the test. PostgreSQL
     on 127.0.0.1 is part of the test environment (README "Tests"): unreachable, the test fails, never skips."""
-    import secrets
+    from etl.ducklake_store import local_postgres, scratch_database
 
-    import psycopg2
-
-    admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **PG)
-    admin.autocommit = True
-    name = f"ducklake_ci_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    try:
-        yield f"dbname={name} host={PG['host']} port={PG['port']} user={PG['user']}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
+    pg = local_postgres()
+    with scratch_database("ducklake_ci_", pg) as name:
+        yield f"dbname={name} host={pg['host']} port={pg['port']} user={pg['user']}"
 
 
 @pytest.fixture
