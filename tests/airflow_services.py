@@ -81,6 +81,14 @@ class Processes:
         self.procs[name] = proc
         return proc
 
+    def start_airflow(self, api_port: int) -> None:
+        """Airflow's api-server (one worker, on api_port), scheduler and dag-processor: what every test's
+        Airflow runs (an executor's workers, if any, come on top)."""
+        self.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
+                                  "--workers", "1"])
+        self.start("scheduler", [AIRFLOW, "scheduler"])
+        self.start("dag-processor", [AIRFLOW, "dag-processor"])
+
     def check_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None and n not in self.may_exit}
         if dead:

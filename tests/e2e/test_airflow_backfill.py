@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.airflow_services import AIRFLOW, Processes, airflow, airflow_env, port_open, task_logs, wait
+from tests.airflow_services import Processes, airflow, airflow_env, port_open, task_logs, wait
 from tests.conftest import query
 from tests.reliability.conftest import warehouse_hashes
 
@@ -113,10 +113,7 @@ def backfill(tmp_path_factory) -> dict:
         timings["db migrate + pool (SQLite)"] = time.monotonic() - step
 
         step = time.monotonic()
-        procs.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
-                                   "--workers", "1"])
-        procs.start("scheduler", [AIRFLOW, "scheduler"])
-        procs.start("dag-processor", [AIRFLOW, "dag-processor"])
+        procs.start_airflow(api_port)
         wait("the DAG to be parsed", lambda: _rows(db, "select 1 from serialized_dag where dag_id = ?", (DAG_ID,)),
              180, procs)
         wait("the API server", lambda: port_open(api_port), 120, procs)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.ducklake_store import scratch_database
 from tests.airflow_services import AIRFLOW, REPO, Processes, airflow, airflow_env, port_open, task_logs, wait
 from tests.conftest import LINEAGE, lake_rows, query, table_without_lineage
 
@@ -48,6 +49,7 @@ TASKS = ("plan", "extract", "land", "transform", "validate", "publish", "report"
 PG_HOST = os.environ.get("PGHOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PGPORT", "5432"))
 PG_USER = os.environ.get("PGUSER", "postgres")
+PG = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER}
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 RUN_TIMEOUT_S = int(os.environ.get("PRODUCTION_TEST_TIMEOUT", "480"))
 REFERENCE_SCRIPT = """
@@ -88,33 +90,18 @@ def pg_database():
     if missing:
         _unavailable(f"production extra not installed ({', '.join(missing)}); `make venv` installs it")
     try:
-        admin = _pg_admin()
+        _pg_admin().close()
     except Exception as exc:
         _unavailable(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}")
-    name = f"airflow_ci_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    try:
+    with scratch_database("airflow_ci_", PG) as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 @pytest.fixture(scope="module")
 def lake_database(pg_database):
     """The DuckLake catalog database, next to the metadata database in the same PostgreSQL."""
-    admin = _pg_admin()
-    name = pg_database.replace("airflow_ci_", "lake_ci_")
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    try:
+    with scratch_database("lake_ci_", PG) as name:
         yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +182,7 @@ def production_run(tmp_path_factory, pg_database, lake_database, redis_db):
         timings["python -m etl init-lake (DuckLake catalog in PostgreSQL)"] = time.monotonic() - step
 
         step = time.monotonic()
-        procs.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
-                                   "--workers", "1"])
-        procs.start("scheduler", [AIRFLOW, "scheduler"])
-        procs.start("dag-processor", [AIRFLOW, "dag-processor"])
+        procs.start_airflow(api_port)
         procs.start("celery-worker", [AIRFLOW, "celery", "worker", "--queues", queue, "--concurrency", "4",
                                       "--celery-hostname", f"ci-{token}@%h", "--skip-serve-logs",
                                       "--without-gossip", "--without-mingle"])
