@@ -9,6 +9,7 @@ the table, the expectation and example offending rows, and the candidate is neve
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -282,6 +283,12 @@ def _split_for_processes(in_gx: list) -> list[list]:
     return groups
 
 
+def _config_key(config) -> str:
+    """One expectation of a suite, the same in both passes of _gx_suites (its type, arguments and meta)."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    return json.dumps([config.type, kwargs, config.meta], sort_keys=True, default=str)
+
+
 def _gx_suites(tables: list, source: str) -> list[dict]:
     """Each (table, frame, expectations) as a GX suite on its frame, in GX's pandas engine; one result row per
     expectation."""
@@ -303,12 +310,19 @@ def _gx_suites(tables: list, source: str) -> list[dict]:
         started = time.perf_counter()
         batch = batches.get_batch(batch_parameters={"dataframe": frame})
         suite = context.suites.add(build_suite(table, expectations))
-        result = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5,
-                           "unexpected_index_column_names": EXAMPLE_COLUMNS[table]},
-        )
-        for item in result.results:
+        # BASIC (counts, observed values) for the whole suite; the offending rows' keys (COMPLETE, a third more
+        # metrics per expectation) only for the expectations that failed, in a second pass on the same batch
+        items = list(batch.validate(suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 5}
+                                    ).results)
+        failed = {_config_key(item.expectation_config) for item in items if not item.success}
+        if failed:
+            detail = context.suites.add(build_suite(
+                f"{table}_failed", [copy.copy(e) for e in suite.expectations if _config_key(e.configuration) in failed]))
+            again = {_config_key(item.expectation_config): item for item in batch.validate(detail, result_format={
+                "result_format": "COMPLETE", "partial_unexpected_count": 5,
+                "unexpected_index_column_names": EXAMPLE_COLUMNS[table]}).results}
+            items = [again.get(_config_key(item.expectation_config), item) for item in items]
+        for item in items:
             config = item.expectation_config
             severity = _severity(config, source)
             detail = item.result or {}
