@@ -316,8 +316,8 @@ def _gx_suites(tables: list, source: str) -> list[dict]:
                                     ).results)
         failed = {_config_key(item.expectation_config) for item in items if not item.success}
         if failed:
-            detail = context.suites.add(build_suite(
-                f"{table}_failed", [copy.copy(e) for e in suite.expectations if _config_key(e.configuration) in failed]))
+            again_suite = [copy.copy(e) for e in suite.expectations if _config_key(e.configuration) in failed]
+            detail = context.suites.add(build_suite(f"{table}_failed", again_suite))
             again = {_config_key(item.expectation_config): item for item in batch.validate(detail, result_format={
                 "result_format": "COMPLETE", "partial_unexpected_count": 5,
                 "unexpected_index_column_names": EXAMPLE_COLUMNS[table]}).results}
