@@ -99,6 +99,27 @@ def _date_key(d: date) -> int:
     return d.year * 10000 + d.month * 100 + d.day
 
 
+@contextmanager
+def file_lock(path: Path, timeout_s: float, busy: str):
+    """An exclusive flock on `path` across processes, waited for up to timeout_s seconds (polled every 0.2 s);
+    then TimeoutError(busy): the message says who holds it and what to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(busy) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -125,23 +146,26 @@ class Store:
         TimeoutError naming the lock; it has written nothing by then."""
         if timeout_s is None:
             timeout_s = float(os.environ.get("ETL_PUBLISH_LOCK_TIMEOUT", "600"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".publish.lock", "w") as handle:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"another publish holds {self.root / '.publish.lock'} "
-                                           f"(waited {timeout_s:.0f} s, ETL_PUBLISH_LOCK_TIMEOUT); nothing was "
-                                           "published by this run, retry it when the other one is done") from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        path = self.root / ".publish.lock"
+        with file_lock(path, timeout_s, (
+                f"another publish holds {path} (waited {timeout_s:.0f} s, ETL_PUBLISH_LOCK_TIMEOUT); nothing was "
+                "published by this run, retry it when the other one is done")):
+            yield
+
+    @contextmanager
+    def export_lock(self, timeout_s: float | None = None):
+        """One writer of the Parquet export (data/export) at a time. A lock of its own, so an export never
+        holds up the next publish (and a publish never waits for an export).
+
+        A second exporter waits up to ETL_EXPORT_LOCK_TIMEOUT seconds (default 600), then fails with
+        TimeoutError naming the lock."""
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("ETL_EXPORT_LOCK_TIMEOUT", "600"))
+        path = self.root / ".export.lock"
+        with file_lock(path, timeout_s, (
+                f"another export holds {path} (waited {timeout_s:.0f} s, ETL_EXPORT_LOCK_TIMEOUT); the "
+                "published warehouse is unaffected, retry the export when the other one is done")):
+            yield
 
     # -- publish --------------------------------------------------------------------------------------
     def publish(self, candidate: Path, run_id: str, start: date, end: date,
