@@ -22,7 +22,6 @@ import duckdb
 
 from etl.audit import AUDIT_SCHEMAS, audit_relation, compact, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
-from etl.export import ExportError, export
 from etl.faults import pause_point
 
 KEEP_MANIFESTS = 10
@@ -252,14 +251,9 @@ class Store:
             self._commit_manifest(new_manifest)
             pause_point("publish:before_rename")
             self.build_views(new_manifest)  # renames the file prepared above into place
-            try:  # the Parquet export for tools without DuckDB (etl/export.py)
-                exported = export(self.settings, new_manifest, candidate=candidate)
-            except Exception as exc:
-                self.gc()
-                raise ExportError(f"run {run_id} is published (manifest {seq}) but its Parquet export failed: "
-                                  f"{exc}; `python -m etl export` retries it") from exc
+            # the Parquet export (etl/export.py) is a step of its own after this one (pipeline.export_step)
             self.gc()
-            return {"seq": seq, "files_written": written, "export": exported["path"]}
+            return {"seq": seq, "files_written": written}
 
     @staticmethod
     def _unchanged(con: duckdb.DuckDBPyConnection, table: str, old: Path) -> bool:
