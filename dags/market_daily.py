@@ -25,9 +25,11 @@ DuckDB file store, or one DuckLake snapshot with `ETL_WAREHOUSE_BACKEND=ducklake
 * **Schedule:** `{schedule}` in {timezone}, after the {close} close. The run covers the latest closed
   {calendar} session; non-session days are skipped (see `etl/schedule.py`). Params `start`/`end` turn a run into
   a backfill of every session in that window.
-* **Tasks:** plan -> extract -> land -> transform -> validate -> publish -> report. Each is idempotent for its
-  run. *publish* also refreshes the Parquet export (`data/export/current/<table>/`; file store only); *report*
-  only reads the published warehouse. On DuckLake a publish that lost a commit race to the other market's DAG
+* **Tasks:** plan -> extract -> land -> transform -> validate -> publish -> export, report (*export* and *report*
+  both after *publish*, side by side). Each is idempotent for its run. *export* brings the Parquet export
+  (`data/export/current/<table>/`; file store only, skipped on DuckLake) up to the published warehouse: every
+  publish since the last export, in order; nothing to do when it is current already. *report* only reads the
+  published warehouse. On DuckLake a publish that lost a commit race to the other market's DAG
   transforms and validates again on the new snapshot (its log says so), then publishes.
 * **Backfill:** *Trigger -> Backfill* (or `airflow backfill create`) with reprocess *Missing and Errored Runs*
   or *All Runs* (*Missing Runs* is refused: *publish* depends on the previous run's). Any *Max Active Runs*:
@@ -38,8 +40,11 @@ DuckDB file store, or one DuckLake snapshot with `ETL_WAREHOUSE_BACKEND=ducklake
   *extract*: Yahoo unreachable or rate-limited (it retries; no fallback to other data).
   *validate*: the log names the table, expectation and offending rows; nothing was published, the warehouse keeps
   its previous validated state; see `select * from dq_result where not success` and `quarantine`.
-  Fix the data or the rule, then clear the failed task. *report*: the data is already published; the log says
-  what failed, clearing the task re-renders the page (`python -m etl report` does the same).
+  Fix the data or the rule, then clear the failed task. *export*: the data is already published (readers of the
+  warehouse have it) and `data/export/current` still shows an earlier publish; the log says what failed (e.g.
+  disk full), clearing the task exports what is missing (`python -m etl export` re-exports the current publish).
+  *report*: the data is already published; the log says what failed, clearing the task re-renders the page
+  (`python -m etl report` does the same).
 * **Daily report:** [{report}](file://{report}) (charts and this run's data-quality summary; a dated copy sits
   next to it). Open it on the Airflow machine, or copy it: it is one self-contained HTML file.
 * **Outputs:** Assets `warehouse.<table>` for every published table; the warehouse at `$ETL_WAREHOUSE`
@@ -120,6 +125,14 @@ def build_dag(market: str):
 
             return publish_step(run)
 
+        # Not in the writer pool and no depends_on_past: it has a lock of its own (a publish never waits for it)
+        # and catches up in order by itself (a later run's export also exports an earlier publish it missed).
+        @task
+        def export(run: str) -> dict:
+            from etl.pipeline import export_step
+
+            return export_step(run)
+
         @task
         def report(run: str) -> dict:
             from etl.report import build_report
@@ -127,10 +140,11 @@ def build_dag(market: str):
             return build_report(run_id=run)
 
         run = plan()
-        chain = [extract(run), land(run), transform(run), validate(run), publish(run), report(run)]
+        chain = [extract(run), land(run), transform(run), validate(run), publish(run)]
         run >> chain[0]
         for upstream, downstream in zip(chain, chain[1:], strict=False):
             upstream >> downstream
+        chain[-1] >> [export(run), report(run)]  # both only read what publish wrote
 
     return market_daily()
 

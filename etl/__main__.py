@@ -27,7 +27,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m etl",
-        description="China-tech market-data warehouse: extract -> land -> transform -> validate -> publish.",
+        description="China-tech market-data warehouse: extract -> land -> transform -> validate -> publish "
+                    "-> export.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "run":
             out = pipeline.run_all(args.source, args.start, args.end, market=args.market,
                                    replay_dir=args.replay_dir, run_id=args.run_id, **kw)
-            print(json.dumps({"run_id": out["run_id"], "published": out["publish"],
+            print(json.dumps({"run_id": out["run_id"], "published": out["publish"], "export": out["export"],
                               "rows": out["transform"]["candidate_rows"],
                               "missing": out["extract"]["missing"],
                               "summary": out["summary"]}, indent=2, default=str))
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "lake's own Parquet files and catalog are the export (README "
                                    "\"Warehouse backends\")")
 
-            with Store(settings).lock():  # one writer of export/ at a time, like publish
+            # one writer of export/ at a time (the export step takes the same lock; a publish does not wait)
+            with Store(settings).export_lock():
                 print(json.dumps(export(settings), indent=2))
         elif args.verb == "init-lake":
             from etl import ducklake_store

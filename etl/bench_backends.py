@@ -3,7 +3,8 @@
     python -m etl.bench_backends WORK_DIR [--days 8]
 
 For each backend, in WORK_DIR/<backend>: a first run of 3 months (Jun-Aug 2025, every listing, sample source),
-then one daily run per weekday of September 2025, its steps timed one by one. The DuckLake catalog is a
+then one daily run per weekday of September 2025, its steps timed one by one (publish, and apart from it the
+export step after it; the whole daily run is extract to export). The DuckLake catalog is a
 throwaway PostgreSQL database (PGHOST/PGPORT/PGUSER, default 127.0.0.1:5432 postgres), dropped at the end.
 Prints one JSON line per backend.
 """
@@ -29,7 +30,7 @@ def measure(work: str, backend: str, days: int) -> dict:
     t = time.monotonic()
     pipeline.run_all("sample", date(2025, 6, 2), date(2025, 8, 29))
     first = time.monotonic() - t
-    publish, total = [], []
+    publish, export, total = [], [], []
     day = date(2025, 9, 1)
     while len(publish) < days:
         if day.weekday() < 5:
@@ -39,12 +40,16 @@ def measure(work: str, backend: str, days: int) -> dict:
                 step(ctx.run_id)
             t1 = time.monotonic()
             pipeline.publish_step(ctx.run_id)
-            publish.append(time.monotonic() - t1)
+            t2 = time.monotonic()
+            publish.append(t2 - t1)
+            pipeline.export_step(ctx.run_id)  # its own step after publish (skipped on ducklake)
+            export.append(time.monotonic() - t2)
             total.append(time.monotonic() - t0)
         day += timedelta(days=1)
     return {"backend": backend, "first_run_3_months_s": round(first, 2),
             "daily_publish_median_s": round(statistics.median(publish), 3),
             "daily_publish_s": [round(x, 2) for x in publish],
+            "daily_export_median_s": round(statistics.median(export), 3),
             "daily_run_median_s": round(statistics.median(total), 2)}
 
 

@@ -2,7 +2,7 @@
 
 Layout, under ETL_DATA_DIR/export/:
 
-    current -> v000012/                      symlink, switched atomically after each publish
+    current -> v000012/                      symlink, switched atomically after each export
     v000012/_export.json                     manifest seq, run, tables, files and row counts
     v000012/fct_daily_price/month=2025-09/data.parquet
     v000012/dim_security/data.parquet
@@ -14,6 +14,10 @@ another filesystem). Marts the warehouse publishes as views (mart_event_reaction
 materialised, and the audit tables (many small append-only files) compacted, into one file each.
 The directory is built under a temporary name, renamed, and only then does `current` switch, so a reader never
 sees half an export. The last KEEP_EXPORTS directories are kept for readers that resolved `current` earlier.
+
+The export is a pipeline step of its own, after publish (etl.pipeline.export_step, the DAG's `export` task), under
+a lock of its own (Store.export_lock): it exports, in order, every manifest published since the one `current`
+shows (`pending`), so each refreshes its view marts from the export before it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,50 @@ class ExportError(RuntimeError):
 
 def export_dir(settings: Settings) -> Path:
     return settings.data_dir / "export"
+
+
+def exported(settings: Settings) -> dict | None:
+    """The _export.json of export/current (its manifest_seq, run_id, published_at, ...); None before the first
+    export."""
+    try:
+        return json.loads((export_dir(settings) / CURRENT / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pending(settings: Settings) -> tuple[dict | None, list[dict]]:
+    """(what export/current shows, the manifests to export, in order, to bring it up to the store's current one).
+
+    Every manifest after the exported one (from the first one when nothing was exported yet), so each export
+    refreshes its view marts incrementally from the one before (etl/export_marts.py needs the previous export to
+    be of seq - 1, else it recomputes them in full); only while the exported manifest and every one after it are
+    still on disk, no more than KEEP_MANIFESTS back (the store deletes older manifests and their files).
+    Otherwise (a broken chain, or a store rebuilt under an older export) just the current manifest. Empty when
+    the current manifest is the exported one, or nothing is published."""
+    from etl.store import KEEP_MANIFESTS, Store
+
+    store = Store(settings)
+    current = store.current()
+    shown = exported(settings)
+    if current["seq"] == 0:
+        return shown, []
+    seq = shown.get("manifest_seq") if shown else None
+    if seq == current["seq"] and shown.get("published_at") == current.get("published_at"):
+        return shown, []
+    chain: list[dict] = []
+    if shown is None:
+        seq = 0  # no export yet: from the first manifest, while it is on disk
+    if isinstance(seq, int) and current["seq"] - KEEP_MANIFESTS <= seq < current["seq"]:
+        try:
+            manifests = [json.loads((store.manifests / f"manifest-{k:06d}.json").read_text())
+                         for k in range(max(seq, 1), current["seq"])]
+        except (OSError, ValueError):
+            manifests = None  # gone (older than KEEP_MANIFESTS publishes) or unreadable: the chain is broken
+        if manifests is not None and seq == 0:
+            chain = manifests
+        elif manifests and manifests[0].get("published_at") == shown.get("published_at"):
+            chain = manifests[1:]  # (a store rebuilt since that export has other manifests under its seqs)
+    return shown, [*chain, current]
 
 
 def _link_or_copy(source: Path, target: Path) -> str:

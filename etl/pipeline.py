@@ -1,8 +1,9 @@
 """The pipeline steps. Airflow tasks and `python -m etl` call these same functions.
 
-extract -> land -> transform -> validate -> publish; each step reads only what belongs to its run's window
-(plus the stated lookback) and can be re-run: landing files are named by run, the candidate is rebuilt from
-landing, and publish replaces exactly the run's (symbols x window) scope.
+extract -> land -> transform -> validate -> publish -> export; each step reads only what belongs to its run's
+window (plus the stated lookback) and can be re-run: landing files are named by run, the candidate is rebuilt from
+landing, publish replaces exactly the run's (symbols x window) scope, and export brings the Parquet export up to
+the published warehouse (a no-op when it is already).
 """
 
 from __future__ import annotations
@@ -265,15 +266,75 @@ def publish_step(run_id: str, warehouse=None, universe=None, rebuilds: int = 3) 
 def _publish_lake(settings: Settings, candidate: Path, ctx: RunContext, expected: int | None) -> dict:
     from etl import ducklake_store
 
-    result = ducklake_store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
-                                    catalog=settings.ducklake_catalog, data_path=settings.ducklake_data,
-                                    expected_seq=expected, extension_dir=settings.data_dir / ".duckdb_extensions")
-    # the file store's Parquet export hard-links its immutable files; a lake's files are Parquet already,
-    # named by its catalog and partly deleted by later snapshots, so there is nothing to link: readers
-    # without DuckDB use the lake through DuckLake (README "Warehouse backends")
-    log.info("run %s: Parquet export skipped: the ducklake backend has no export/ (its data files are the "
-             "lake's Parquet files; query them through the DuckLake catalog)", ctx.run_id)
-    return result | {"export": None, "export_skipped": "ducklake backend"}
+    return ducklake_store.publish(candidate, ctx.run_id, ctx.effective_start, ctx.end,
+                                  catalog=settings.ducklake_catalog, data_path=settings.ducklake_data,
+                                  expected_seq=expected, extension_dir=settings.data_dir / ".duckdb_extensions")
+
+
+def _run_manifest_seq(settings: Settings, run_id: str) -> int:
+    """The latest manifest on disk published by `run_id` (else the store's current one), for messages."""
+    from etl.store import Store
+
+    store = Store(settings)
+    try:
+        for path in sorted(store.manifests.glob("manifest-*.json"), reverse=True):
+            if json.loads(path.read_text()).get("run_id") == run_id:
+                return int(path.stem.split("-")[1])
+        return store.current()["seq"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def export_step(run_id: str, warehouse=None, universe=None) -> dict:
+    """Bring the Parquet export (data/export/current, etl/export.py) up to date with the published warehouse.
+
+    Every manifest published since the one the export shows is exported in order (so each refreshes its view
+    marts from the export before it), under the export lock: never the publish lock, so the next publish does
+    not wait for an export. When the current manifest is exported already this does nothing, so a retry is free.
+    The first manifest's marts are copied from this run's candidate when this run published it. A failure leaves
+    the published warehouse as it is and raises ExportError; this step (the DAG's `export` task) or
+    `python -m etl export` retries it."""
+    settings, _ = _settings_universe(warehouse, universe)
+    ctx = RunContext.load(settings, run_id)
+
+    def run() -> dict:
+        if settings.is_ducklake:
+            # the file store's Parquet export hard-links its immutable files; a lake's files are Parquet already,
+            # named by its catalog and partly deleted by later snapshots, so there is nothing to link: readers
+            # without DuckDB use the lake through DuckLake (README "Warehouse backends")
+            log.info("run %s: Parquet export skipped: the ducklake backend has no export/ (its data files are "
+                     "the lake's Parquet files; query them through the DuckLake catalog)", ctx.run_id)
+            return {"export": None, "export_skipped": "ducklake backend"}
+        from etl import export as parquet
+        from etl.store import Store
+        from etl.transform import candidate_path
+
+        candidate = candidate_path(ctx, settings)
+        shown, todo, done = None, [], []
+        try:
+            with Store(settings).export_lock():
+                shown, todo = parquet.pending(settings)
+                for manifest in todo:
+                    # export()'s adopt path: the first manifest's marts, computed by the candidate it published
+                    adopt = manifest["seq"] == 1 and manifest.get("run_id") == ctx.run_id and candidate.exists()
+                    parquet.export(settings, manifest, candidate=candidate if adopt else None)
+                    done.append(manifest["seq"])
+        except Exception as exc:
+            seq = _run_manifest_seq(settings, ctx.run_id)
+            at = todo[len(done)]["seq"] if len(done) < len(todo) else None
+            failed = f" (exporting manifest {at})" if at not in (None, seq) else ""
+            raise parquet.ExportError(
+                f"run {ctx.run_id} is published (manifest {seq}) but its Parquet export failed{failed}: "
+                f"{type(exc).__name__}: {exc}; the published warehouse is unaffected; clearing the `export` task "
+                "or `python -m etl export` retries it") from exc
+        current = parquet.export_dir(settings) / parquet.CURRENT
+        path = str(current.resolve()) if current.exists() else None
+        if not todo:
+            return {"export": path, "exported": [], "up_to_date": True}
+        shown_seq = shown.get("manifest_seq") if shown else None
+        return {"export": path, "exported": done, "up_to_date": False, "previous_seq": shown_seq}
+
+    return _step(ctx, settings, "export", run)
 
 
 def run_all(source: str, start: date, end: date, market: str | None = None, replay_dir: str | None = None,
@@ -287,6 +348,7 @@ def run_all(source: str, start: date, end: date, market: str | None = None, repl
     out["transform"] = transform_step(ctx.run_id, warehouse, universe)
     out["validate"] = validate_step(ctx.run_id, warehouse, universe)
     out["publish"] = publish_step(ctx.run_id, warehouse, universe)
+    out["export"] = export_step(ctx.run_id, warehouse, universe)
     out["summary"] = run_summary(out)
     return out
 

@@ -22,7 +22,6 @@ import duckdb
 
 from etl.audit import AUDIT_SCHEMAS, audit_relation, compact, ensure_audit_schema_files
 from etl.config import Settings, duckdb_config
-from etl.export import ExportError, export
 from etl.faults import pause_point
 
 KEEP_MANIFESTS = 10
@@ -99,6 +98,27 @@ def _date_key(d: date) -> int:
     return d.year * 10000 + d.month * 100 + d.day
 
 
+@contextmanager
+def file_lock(path: Path, timeout_s: float, busy: str):
+    """An exclusive flock on `path` across processes, waited for up to timeout_s seconds (polled every 0.2 s);
+    then TimeoutError(busy): the message says who holds it and what to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(busy) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -125,23 +145,26 @@ class Store:
         TimeoutError naming the lock; it has written nothing by then."""
         if timeout_s is None:
             timeout_s = float(os.environ.get("ETL_PUBLISH_LOCK_TIMEOUT", "600"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".publish.lock", "w") as handle:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"another publish holds {self.root / '.publish.lock'} "
-                                           f"(waited {timeout_s:.0f} s, ETL_PUBLISH_LOCK_TIMEOUT); nothing was "
-                                           "published by this run, retry it when the other one is done") from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        path = self.root / ".publish.lock"
+        with file_lock(path, timeout_s, (
+                f"another publish holds {path} (waited {timeout_s:.0f} s, ETL_PUBLISH_LOCK_TIMEOUT); nothing was "
+                "published by this run, retry it when the other one is done")):
+            yield
+
+    @contextmanager
+    def export_lock(self, timeout_s: float | None = None):
+        """One writer of the Parquet export (data/export) at a time. A lock of its own, so an export never
+        holds up the next publish (and a publish never waits for an export).
+
+        A second exporter waits up to ETL_EXPORT_LOCK_TIMEOUT seconds (default 600), then fails with
+        TimeoutError naming the lock."""
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("ETL_EXPORT_LOCK_TIMEOUT", "600"))
+        path = self.root / ".export.lock"
+        with file_lock(path, timeout_s, (
+                f"another export holds {path} (waited {timeout_s:.0f} s, ETL_EXPORT_LOCK_TIMEOUT); the "
+                "published warehouse is unaffected, retry the export when the other one is done")):
+            yield
 
     # -- publish --------------------------------------------------------------------------------------
     def publish(self, candidate: Path, run_id: str, start: date, end: date,
@@ -228,14 +251,9 @@ class Store:
             self._commit_manifest(new_manifest)
             pause_point("publish:before_rename")
             self.build_views(new_manifest)  # renames the file prepared above into place
-            try:  # the Parquet export for tools without DuckDB (etl/export.py)
-                exported = export(self.settings, new_manifest, candidate=candidate)
-            except Exception as exc:
-                self.gc()
-                raise ExportError(f"run {run_id} is published (manifest {seq}) but its Parquet export failed: "
-                                  f"{exc}; `python -m etl export` retries it") from exc
+            # the Parquet export (etl/export.py) is a step of its own after this one (pipeline.export_step)
             self.gc()
-            return {"seq": seq, "files_written": written, "export": exported["path"]}
+            return {"seq": seq, "files_written": written}
 
     @staticmethod
     def _unchanged(con: duckdb.DuckDBPyConnection, table: str, old: Path) -> bool:

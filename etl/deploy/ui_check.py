@@ -298,7 +298,7 @@ def grid_screenshot(page, base: str, run_id: str, out_png: Path) -> None:
         raise CheckFailed(f"the UI sent the logged-in browser back to the login page: {page.url}")
     page.wait_for_load_state("networkidle")
     # the grid shows the task names once the run's structure is loaded
-    for task_id in ("plan", "extract", "land", "transform", "validate", "publish", "report"):
+    for task_id in ("plan", "extract", "land", "transform", "validate", "publish", "export", "report"):
         page.get_by_text(task_id, exact=True).first.wait_for(state="visible")
     page.wait_for_timeout(1500)  # let the grid's cells and colours settle after the last request
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,16 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     for phase in ("backfill", "increment_long", "increment_short"):
         assert {"transform", "validate", "publish"} <= set(results["stages"][phase]), phase
     assert results["increment_ratio"] == round(results["increment_long_s"] / results["increment_short_s"], 2)
+    # the export, its own task after publish: timed apart, not in the increment; each increment exports its own
+    # publish, its view marts refreshed from the export before it
+    for key in ("export_long_s", "export_short_s", "backfill_export_s"):
+        assert results[key] > 0, key
+    assert "export" not in results["stages"]["increment_long"]
+    assert results["stages"]["backfill"]["export"]["exported"] == [1]
+    for which in ("long", "short"):
+        export = results["stages"][f"increment_export_{which}"]
+        assert len(export["exported"]) == 1 and export["exported"][0] > 1, export
+        assert set(export["refresh"].values()) == {"incremental"}, export
     assert results["increment_rows"] == 38  # one new day for every listing, FX pairs included
     assert results["source_calls_per_security"] == 1.0  # one history call per symbol: prices, dividends, splits
     assert results["targets"]["source_calls_per_security"]["met"] is True

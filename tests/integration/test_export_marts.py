@@ -10,7 +10,16 @@ from datetime import date
 import duckdb
 
 from etl.config import load_universe
-from etl.pipeline import extract_step, land_step, publish_step, run_all, start_run, transform_step, validate_step
+from etl.pipeline import (
+    export_step,
+    extract_step,
+    land_step,
+    publish_step,
+    run_all,
+    start_run,
+    transform_step,
+    validate_step,
+)
 from etl.sources.sample import SampleSource
 
 MARTS = ["mart_adr_parity", "mart_event_reaction"]
@@ -59,6 +68,6 @@ def test_view_marts_are_refreshed_incrementally_and_equal_a_full_recomputation(d
     # days in the middle of the history restated: the events around them change, the rest is reused
     ctx = start_run("sample", date(2025, 8, 11), date(2025, 8, 15))
     extract_step(ctx.run_id, source=RestatingSource(load_universe()))
-    for step in (land_step, transform_step, validate_step, publish_step):
+    for step in (land_step, transform_step, validate_step, publish_step, export_step):
         step(ctx.run_id)
     assert _same_as_the_views(data_dir) == {m: "incremental" for m in MARTS}

@@ -57,7 +57,7 @@ def test_sample_run_publishes_every_table_with_one_row_per_security_per_session(
     assert ("1810.HK", 20250915, "stock_split") in actions
     # audit: every step of the run is logged, the gate recorded results
     steps = query(wh, "select step, status from run_log order by started_at")
-    assert [s for s, _ in steps] == ["extract", "land", "transform", "validate", "publish"]
+    assert [s for s, _ in steps] == ["extract", "land", "transform", "validate", "publish", "export"]
     assert {st for _, st in steps} == {"success"}
     from etl.quality.suites import suite_definitions
 

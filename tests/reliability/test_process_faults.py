@@ -5,6 +5,7 @@ attempt completes normally."""
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import threading
 from datetime import date
@@ -109,6 +110,9 @@ def test_sigkill_leaves_the_published_warehouse_unchanged_and_the_rerun_complete
     assert final["seq"] == (3 if point == "publish:before_rename" else 2)
     assert warehouse_hashes(wh) == stages["expected_after_b"]
     assert not list(wh.parent.glob(f".{wh.name}.tmp-*")), "a killed publish's temporary views file is cleaned up"
+    # the export step after it (its own step) catches up on every manifest since run A's export, in order
+    assert pipeline.export_step("run-b")["exported"] == list(range(2, final["seq"] + 1))
+    assert json.loads((data / "export" / "current" / "_export.json").read_text())["manifest_seq"] == final["seq"]
 
 
 def test_a_publish_waits_for_the_one_in_progress_or_fails_cleanly(stage, tmp_path, monkeypatch):
