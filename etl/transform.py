@@ -300,8 +300,9 @@ def transform(ctx: RunContext, settings: Settings, universe: Universe, lake_snap
             kind = "temp view" if settings.is_ducklake else "view"
             con.execute(f"create or replace {kind} published_{table} as select * from {relation}")
         _run_models(con, EVENT_MODELS)
-        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
-                  for t in [*MART_TABLES, *VIEW_MARTS, "quarantine", "restatement"]}
+        counted = [*MART_TABLES, *VIEW_MARTS, "quarantine", "restatement"]
+        counts = dict(zip(counted, con.execute(  # one query: 16 round trips were ~10% of a daily transform's SQL
+            "select " + ", ".join(f"(select count(*) from {t})" for t in counted)).fetchone(), strict=True))
         # the gate's verdict names this id; publish refuses a candidate whose id the verdict does not name
         con.execute("create table candidate_info as select ? as candidate_id, ? as run_id, now() as built_at",
                     [uuid.uuid4().hex, ctx.run_id])

@@ -171,7 +171,9 @@ def _duckdb_plan(con: duckdb.DuckDBPyConnection, table: str, expectations: list)
     return compiled
 
 
-def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[str]) -> list[dict]:
+def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[str], meanwhile=None) -> list[dict]:
+    """The GX suites' result rows; `meanwhile()` (DuckDB work of the caller) runs in this process while the
+    forked child evaluates its half of the suites."""
     from etl.quality import sql_engine
     from etl.quality.suites import suite_definitions
 
@@ -186,15 +188,22 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
         else:
             in_gx.append((table, con.execute(f"select * from {table}").df(), expectations))
     if not in_gx:
+        if meanwhile:
+            meanwhile()
         return rows
     groups = _split_for_processes(in_gx)
     if len(groups) == 1:
-        return rows + _gx_suites(groups[0], source)
+        out = rows + _gx_suites(groups[0], source)
+        if meanwhile:
+            meanwhile()
+        return out
     # GX spends its time in Python (~10 ms of fixed cost per expectation, 88 of them), one core: the second
     # half of the suites runs in a forked child meanwhile (the frames are already in memory; the child never
     # touches DuckDB). Same suites, same results, in the same order.
     child = _fork(_gx_suites, groups[1], source)
     mine = _gx_suites(groups[0], source)
+    if meanwhile:
+        meanwhile()
     theirs = _join(child)
     if theirs is None:  # the child failed or hung: its half runs here, the verdicts do not depend on it
         theirs = _gx_suites(groups[1], source)
@@ -445,8 +454,10 @@ def run_gate(candidate: Path, run_id: str, source: str, store_dir: Path, currenc
     validated_at = datetime.now(UTC)
     con = duckdb.connect(str(candidate), read_only=True, config=duckdb_config())
     try:
-        results = (_gx_results(con, source, currencies)
-                   + _invariant_results(con, _published_invariants(con, store_dir, lake)))
+        invariants: list[dict] = []
+        results = _gx_results(con, source, currencies, meanwhile=lambda: invariants.extend(
+            _invariant_results(con, _published_invariants(con, store_dir, lake))))
+        results += invariants
         row_counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in EXAMPLE_COLUMNS}
     finally:
         con.close()
