@@ -200,3 +200,13 @@ def _boom():
 def test_a_failed_child_gives_no_result_so_the_parent_redoes_its_half():
     assert gate._join(gate._fork(_boom)) is None
     assert gate._join(gate._fork(sorted, [3, 1, 2])) == [1, 2, 3]
+
+
+def test_dq_run_durations_add_up_to_the_gate_time(candidate, data_dir):
+    ctx, _ = candidate
+    result = validate_step(ctx.run_id)
+    audit = data_dir / "store" / "audit" / "dq_run" / f"{ctx.run_id}.parquet"
+    durations = dict(duckdb.sql(f"select table_name, duration_s from read_parquet('{audit}')").fetchall())
+    assert all(d is not None and d >= 0 for d in durations.values())
+    # each suite's time once (its rows share it), not once per expectation; two processes at most overlap
+    assert 0 < sum(durations.values()) <= 2 * result["seconds"] + 0.05, (durations, result["seconds"])
