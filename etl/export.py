@@ -92,6 +92,51 @@ def pending(settings: Settings) -> tuple[dict | None, list[dict]]:
     return shown, [*chain, current]
 
 
+def _recycle(root: Path, keep: int, tmp: Path) -> str | None:
+    """Rename the export directory the next gc would remove (the oldest of `keep`, never the current one) to
+    `tmp`, to be reconciled into the new export instead of building ~1,200 directories and links from nothing
+    and deleting as many: on a 20-year warehouse that churn was most of a daily export and grew with history
+    (issue 6). A reader that still held the old directory sees it gone, as it would after gc. Its name, or
+    None when there is nothing to recycle."""
+    versions = _versions(root)
+    if not keep or len(versions) < keep:
+        return None
+    current = (root / CURRENT).resolve() if (root / CURRENT).exists() else None
+    oldest = versions[0]
+    if oldest.resolve() == current:
+        return None
+    oldest.rename(tmp)
+    return oldest.name
+
+
+def _reconcile(tmp: Path, links: dict[Path, Path]) -> tuple[set[Path], list[Path]]:
+    """Keep the files of a recycled directory that are already hard links to the store file the new export
+    wants at that path (`links`: target -> source); unlink every other file (stale partitions, view marts,
+    audit tables, _export.json: written or linked again, never written through a shared inode). Returns (the
+    kept targets, the directories emptied, deepest first, to remove if still empty at the end)."""
+    kept: set[Path] = set()
+    emptied: list[Path] = []
+    for folder, _dirs, files in os.walk(tmp, topdown=False):
+        folder_path = Path(folder)
+        left = False
+        for name in files:
+            path = folder_path / name
+            source = links.get(path)
+            if source is not None:
+                try:
+                    same = os.path.samefile(path, source)
+                except OSError:
+                    same = False
+                if same:
+                    kept.add(path)
+                    left = True
+                    continue
+            path.unlink()
+        if not left:
+            emptied.append(folder_path)
+    return kept, emptied
+
+
 def _link_or_copy(source: Path, target: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -147,14 +192,19 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
     # every file's footer again (960 month files in a 20-year warehouse)
     known_rows = _previous_store_rows(root)
     store_rows: dict[str, int] = {}
+    links = {(tmp / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
+              else tmp / table / "data.parquet"): store.root / rel
+             for table, parts in manifest["tables"].items() for part, rel in parts.items()}
+    recycled = _recycle(root, keep, tmp)
     try:
+        kept, emptied = _reconcile(tmp, links) if recycled else (set(), [])
         for table, parts in sorted(manifest["tables"].items()):
             files, rows = [], 0
             for part, rel in sorted(parts.items()):
                 source = store.root / rel
                 target = (tmp / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
                           else tmp / table / "data.parquet")
-                modes.add(_link_or_copy(source, target))
+                modes.add("link" if target in kept else _link_or_copy(source, target))
                 files.append(str(target.relative_to(tmp)))
                 count = known_rows.get(rel)
                 store_rows[rel] = pq.read_metadata(target).num_rows if count is None else count
@@ -207,6 +257,11 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
             "store_rows": store_rows,
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
+        for folder in emptied:  # a recycled directory's partitions and tables the new export has no file in
+            try:
+                folder.rmdir()
+            except OSError:  # refilled: not empty
+                pass
         tmp.rename(root / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -215,7 +270,7 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
     pointer.unlink(missing_ok=True)
     pointer.symlink_to(name, target_is_directory=True)
     pointer.replace(root / CURRENT)  # the switch: rename over the old symlink is atomic
-    removed = gc(settings, keep)
+    removed = ([recycled] if recycled else []) + gc(settings, keep)
     return {"path": str(root / name), "current": str(root / CURRENT), "tables": len(tables),
             "files": sum(len(t["files"]) for t in tables.values()), "mode": sorted(modes) or ["link"],
             "removed": removed}
