@@ -219,16 +219,19 @@ class Store:
                     else:
                         old = parts.get("all")
                         if old and spec.replace_where:
-                            where = spec.replace_where.format(lo=_date_key(start), hi=_date_key(end))
-                            keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
-                                    f"where not ({where}) union all by name ")
+                            kept = f"not ({spec.replace_where.format(lo=_date_key(start), hi=_date_key(end))})"
                         elif old and spec.scope_column:
-                            keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
-                                    f"where {spec.scope_column} not in ({spec.scope_sql}) union all by name ")
+                            kept = f"{spec.scope_column} not in ({spec.scope_sql})"
                         else:
-                            keep = ""
-                            if old and self._unchanged(con, table, self.root / old):
-                                continue  # a whole-table dimension the run did not change keeps its file
+                            kept = "false"
+                        keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
+                                f"where {kept} union all by name " if old and kept != "false" else "")
+                        # a whole-table dimension the run did not change keeps its file, and so does a scoped
+                        # table when the run neither replaces nor adds a row (a day without cash-flow statements).
+                        # (Scoped rows carry the run's id, so they are never the same rows again.)
+                        if old and (self._unchanged(con, table, self.root / old) if kept == "false" else
+                                    self._nothing_to_merge(con, table, self.root / old, f"({kept}) is not true")):
+                            continue
                         rel = f"{table}/{version}.parquet"
                         self._write(con, f"{keep}select * from cand.{table}", rel, allow_empty=True)
                         parts["all"] = rel
@@ -254,6 +257,14 @@ class Store:
             # the Parquet export (etl/export.py) is a step of its own after this one (pipeline.export_step)
             self.gc()
             return {"seq": seq, "files_written": written}
+
+    @staticmethod
+    def _nothing_to_merge(con: duckdb.DuckDBPyConnection, table: str, old: Path, replaced: str) -> bool:
+        """The candidate has no rows of `table` and no published row satisfies `replaced` (the rows a merge
+        drops): the merged file would be the published one."""
+        return con.execute(
+            f"select not exists (select 1 from cand.{table}) and not exists (select 1 from read_parquet('{old}', "
+            f"hive_partitioning=false) where {replaced})").fetchone()[0]
 
     @staticmethod
     def _unchanged(con: duckdb.DuckDBPyConnection, table: str, old: Path) -> bool:
