@@ -13,7 +13,9 @@ links to the current manifest's files (no data is copied; a copy only where hard
 another filesystem). Marts the warehouse publishes as views (mart_event_reaction, mart_adr_parity) are
 materialised, and the audit tables (many small append-only files) compacted, into one file each.
 The directory is built under a temporary name, renamed, and only then does `current` switch, so a reader never
-sees half an export. The last KEEP_EXPORTS directories are kept for readers that resolved `current` earlier.
+sees half an export. The last KEEP_EXPORTS directories are kept for readers that resolved `current` earlier; once
+there are that many, the oldest is not deleted but renamed to the temporary name and reconciled into the new
+export (`_recycle`, `_reconcile`), so a daily export touches what changed, not ~1,200 folders and links.
 
 The export is a pipeline step of its own, after publish (etl.pipeline.export_step, the DAG's `export` task), under
 a lock of its own (Store.export_lock): it exports, in order, every manifest published since the one `current`
