@@ -100,7 +100,9 @@ def backfill(tmp_path_factory) -> dict:
     home, data, ref_data = root / "airflow_home", root / "data", root / "reference_data"
     home.mkdir()
     db = home / "airflow.db"
-    env = airflow_env(home, data, "LocalExecutor", f"sqlite:///{db}")
+    # SQLite's busy timeout 60 s instead of 5: the scheduler, dag-processor and api-server write the same file as
+    # `airflow backfill create`, which failed once with "database is locked" on a slow minute of this 2-core VM
+    env = airflow_env(home, data, "LocalExecutor", f"sqlite:///{db}?timeout=60")
     api_port = int(env["AIRFLOW__API__PORT"])
     procs = Processes(home, env, may_exit=("reference",))
     try:
