@@ -69,23 +69,6 @@ def _tmp_path(path: Path) -> Path:
     return tmp_dir / f"{os.getpid()}-{path.name}"
 
 
-def ensure_audit_schema_files(store_dir: Path) -> None:
-    """An empty typed file per audit table, so its view exists before the first row does."""
-    con = None
-    for table, ddl in AUDIT_SCHEMAS.items():
-        path = audit_dir(store_dir, table) / "_schema.parquet"
-        if path.exists():
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = con or duckdb.connect()
-        con.execute(f"create or replace temp table t ({ddl})")
-        tmp = _tmp_path(path)
-        con.execute(f"copy t to '{tmp}' (format parquet)")
-        tmp.replace(path)
-    if con:
-        con.close()
-
-
 _connection: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 
@@ -97,6 +80,23 @@ def _cursor() -> duckdb.DuckDBPyConnection:
     if _connection is None or _connection[0] != os.getpid():
         _connection = (os.getpid(), duckdb.connect())
     return _connection[1].cursor()
+
+
+def ensure_audit_schema_files(store_dir: Path) -> None:
+    """An empty typed file per audit table, so its view exists before the first row does."""
+    con = None
+    for table, ddl in AUDIT_SCHEMAS.items():
+        path = audit_dir(store_dir, table) / "_schema.parquet"
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = con or _cursor()
+        con.execute(f"create or replace temp table t ({ddl})")
+        tmp = _tmp_path(path)
+        con.execute(f"copy t to '{tmp}' (format parquet)")
+        tmp.replace(path)
+    if con:
+        con.close()
 
 
 def append(store_dir: Path, table: str, rows: pd.DataFrame | list[dict], name: str) -> Path:
@@ -224,9 +224,9 @@ def compact(store_dir: Path, seq: int, keep_manifests: int) -> dict[str, int]:
         tmp = _tmp_path(target)
         stats = {p.name: _stat(p) for p in loose}
         files = ", ".join(f"'{p}'" for p in loose)
-        con = duckdb.connect()
+        con = _cursor()
         try:
-            con.execute(f"create temp table t ({AUDIT_SCHEMAS[table]})")
+            con.execute(f"create or replace temp table t ({AUDIT_SCHEMAS[table]})")
             con.execute(f"insert into t by name select * from read_parquet([{files}], union_by_name=true, "
                         "hive_partitioning=false)")
             con.execute(f"copy t to '{tmp}' (format parquet, compression zstd)")

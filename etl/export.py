@@ -149,11 +149,10 @@ def _link_or_copy(source: Path, target: Path) -> str:
         return "copy"
 
 
-def _previous_store_rows(root: Path) -> dict[str, int]:
-    try:
-        return dict(json.loads((root / CURRENT / MANIFEST_FILE).read_text()).get("store_rows", {}))
-    except (OSError, ValueError):
-        return {}
+def _target(folder: Path, table: str, part: str) -> Path:
+    """Where a store file of `table` goes in an export directory: month=YYYY-MM/data.parquet, or data.parquet."""
+    return (folder / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
+            else folder / table / "data.parquet")
 
 
 def _sort_key(path: Path) -> tuple[int, int]:
@@ -192,10 +191,9 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
     modes: set[str] = set()
     # store files are immutable: their row counts are carried from the previous export instead of reading
     # every file's footer again (960 month files in a 20-year warehouse)
-    known_rows = _previous_store_rows(root)
+    known_rows = dict((exported(settings) or {}).get("store_rows", {}))
     store_rows: dict[str, int] = {}
-    links = {(tmp / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
-              else tmp / table / "data.parquet"): store.root / rel
+    links = {_target(tmp, table, part): store.root / rel
              for table, parts in manifest["tables"].items() for part, rel in parts.items()}
     recycled = _recycle(root, keep, tmp)
     try:
@@ -203,10 +201,8 @@ def export(settings: Settings, manifest: dict | None = None, keep: int = KEEP_EX
         for table, parts in sorted(manifest["tables"].items()):
             files, rows = [], 0
             for part, rel in sorted(parts.items()):
-                source = store.root / rel
-                target = (tmp / table / f"month={part}" / "data.parquet" if part not in ("all", "empty")
-                          else tmp / table / "data.parquet")
-                modes.add("link" if target in kept else _link_or_copy(source, target))
+                target = _target(tmp, table, part)
+                modes.add("link" if target in kept else _link_or_copy(store.root / rel, target))
                 files.append(str(target.relative_to(tmp)))
                 count = known_rows.get(rel)
                 store_rows[rel] = pq.read_metadata(target).num_rows if count is None else count

@@ -133,10 +133,6 @@ class Store:
             return {"seq": 0, "tables": {}}
         return json.loads((self.manifests / json.loads(pointer.read_text())["manifest"]).read_text())
 
-    def current_files(self, table: str) -> list[str]:
-        parts = self.current()["tables"].get(table, {})
-        return [str(self.root / rel) for _, rel in sorted(parts.items())]
-
     @contextmanager
     def lock(self, timeout_s: float | None = None):
         """One publisher at a time across processes (Airflow's pool does the same across tasks).
@@ -218,18 +214,16 @@ class Store:
                             parts.pop("empty")
                     else:
                         old = parts.get("all")
-                        if old and spec.replace_where:
-                            kept = f"not ({spec.replace_where.format(lo=_date_key(start), hi=_date_key(end))})"
-                        elif old and spec.scope_column:
-                            kept = f"{spec.scope_column} not in ({spec.scope_sql})"
-                        else:
-                            kept = "false"
+                        # the published rows the merge keeps (None: the candidate replaces the whole table)
+                        kept = (f"not ({spec.replace_where.format(lo=_date_key(start), hi=_date_key(end))})"
+                                if spec.replace_where else
+                                f"{spec.scope_column} not in ({spec.scope_sql})" if spec.scope_column else None)
                         keep = (f"select * from read_parquet('{self.root / old}', hive_partitioning=false) "
-                                f"where {kept} union all by name " if old and kept != "false" else "")
+                                f"where {kept} union all by name " if old and kept else "")
                         # a whole-table dimension the run did not change keeps its file, and so does a scoped
                         # table when the run neither replaces nor adds a row (a day without cash-flow statements).
                         # (Scoped rows carry the run's id, so they are never the same rows again.)
-                        if old and (self._unchanged(con, table, self.root / old) if kept == "false" else
+                        if old and (self._unchanged(con, table, self.root / old) if kept is None else
                                     self._nothing_to_merge(con, table, self.root / old, f"({kept}) is not true")):
                             continue
                         rel = f"{table}/{version}.parquet"

@@ -187,11 +187,11 @@ def _published_relations(con: duckdb.DuckDBPyConnection, settings: Settings, lak
         ducklake_store.attach_settings(con, settings)
         return {t: ducklake_store.published_relation(con, t, lake_snapshot) for t in tables}
     store = Store(settings)
+    published = store.current()["tables"]  # one read of the manifest for the three tables
     out = {}
     for table in tables:
-        files = store.current_files(table)
-        listed = ", ".join(f"'{f}'" for f in files)
-        out[table] = f"read_parquet([{listed}], union_by_name=true)" if files else None
+        listed = ", ".join(f"'{store.root / rel}'" for _, rel in sorted(published.get(table, {}).items()))
+        out[table] = f"read_parquet([{listed}], union_by_name=true)" if listed else None
     return out
 
 

@@ -175,6 +175,7 @@ def _duckdb_plan(con: duckdb.DuckDBPyConnection, table: str, expectations: list)
 def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[str], meanwhile=None) -> list[dict]:
     """The GX suites' result rows; `meanwhile()` (DuckDB work of the caller) runs in this process while the
     forked child evaluates its half of the suites."""
+    meanwhile = meanwhile or (lambda: None)
     from etl.quality import sql_engine
     from etl.quality.suites import suite_definitions
 
@@ -189,22 +190,19 @@ def _gx_results(con: duckdb.DuckDBPyConnection, source: str, currencies: list[st
         else:
             in_gx.append((table, con.execute(f"select * from {table}").df(), expectations))
     if not in_gx:
-        if meanwhile:
-            meanwhile()
+        meanwhile()
         return rows
     groups = _split_for_processes(in_gx)
     if len(groups) == 1:
         out = rows + _gx_suites(groups[0], source)
-        if meanwhile:
-            meanwhile()
+        meanwhile()
         return out
     # GX spends its time in Python (~10 ms of fixed cost per expectation, 88 of them), one core: the second
     # half of the suites runs in a forked child meanwhile (the frames are already in memory; the child never
     # touches DuckDB). Same suites, same results, in the same order.
     child = _fork(_gx_suites, groups[1], source)
     mine = _gx_suites(groups[0], source)
-    if meanwhile:
-        meanwhile()
+    meanwhile()
     theirs = _join(child)
     if theirs is None:  # the child failed or hung: its half runs here, the verdicts do not depend on it
         theirs = _gx_suites(groups[1], source)
@@ -328,8 +326,8 @@ def _gx_suites(tables: list, source: str) -> list[dict]:
         failed = {_config_key(item.expectation_config) for item in items if not item.success}
         if failed:
             again_suite = [copy.copy(e) for e in suite.expectations if _config_key(e.configuration) in failed]
-            detail = context.suites.add(build_suite(f"{table}_failed", again_suite))
-            again = {_config_key(item.expectation_config): item for item in batch.validate(detail, result_format={
+            failed_suite = context.suites.add(build_suite(f"{table}_failed", again_suite))
+            again = {_config_key(item.expectation_config): item for item in batch.validate(failed_suite, result_format={
                 "result_format": "COMPLETE", "partial_unexpected_count": 5,
                 "unexpected_index_column_names": EXAMPLE_COLUMNS[table]}).results}
             items = [again.get(_config_key(item.expectation_config), item) for item in items]

@@ -4,10 +4,8 @@ lock of its own (a publish never waits for an export)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from contextlib import contextmanager
 from datetime import date
 
 import duckdb
@@ -184,23 +182,12 @@ def test_an_export_of_what_is_exported_already_does_nothing(data_dir):
     assert (root / "current").resolve() == target and sorted(p.name for p in root.iterdir()) == before
 
 
-@contextmanager
-def _held(path):
-    """Hold an flock on `path` the way another process would."""
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def test_a_publish_never_waits_for_an_export_nor_an_export_for_a_publish(data_dir, monkeypatch):
     run_all("sample", date(2025, 9, 1), date(2025, 9, 5))
     root, store = data_dir / "export", Store(Settings.from_env())
     monkeypatch.setenv("ETL_PUBLISH_LOCK_TIMEOUT", "1")
     monkeypatch.setenv("ETL_EXPORT_LOCK_TIMEOUT", "1")
-    with _held(store.root / ".export.lock"):  # an export in progress
+    with store.export_lock():  # an export in progress
         second = _publish(date(2025, 9, 8), date(2025, 9, 12))  # takes the publish lock only
         assert query(data_dir / "warehouse.duckdb", "select manifest_seq from warehouse_info") == [(2,)]
         assert (root / "current").resolve().name == "v000001"
@@ -208,6 +195,6 @@ def test_a_publish_never_waits_for_an_export_nor_an_export_for_a_publish(data_di
         with pytest.raises(ExportError, match=r"is published \(manifest 2\) but its Parquet export failed: "
                                               r"TimeoutError: another export holds .*\.export\.lock"):
             export_step(second)
-    with _held(store.root / ".publish.lock"):  # a publish in progress
+    with store.lock():  # a publish in progress
         assert export_step(second)["exported"] == [2]
     assert (root / "current").resolve().name == "v000002"
